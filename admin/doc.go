@@ -1,0 +1,28 @@
+// Package admin is the control plane every svc service carries on its admin
+// listener (4000+offset, loopback by default): the running service's info,
+// pprof, the live log level, the effective configuration, drain and
+// undrain, and tasks the service registers.
+//
+// Security: the listener binds to loopback unless configured otherwise;
+// when a token is set every request needs "Authorization: Bearer <token>"
+// (compared in constant time). The svc package refuses to bind the admin
+// listener off loopback without a token. Values of secret keys are
+// redacted in /admin/config. pprof and config are never served on the
+// public or private listeners.
+//
+//	srv := admin.New(admin.Params{Level: level, Config: store.All})
+//	http.ListenAndServe("127.0.0.1:4010", srv)
+//
+// Endpoints (GET /admin lists them):
+//
+//	GET  /                    the service's info (same JSON as /info)
+//	GET  /admin               this index
+//	GET  /debug/pprof/...     net/http/pprof (no cmdline)
+//	GET  /admin/loglevel      current level
+//	PUT  /admin/loglevel      body debug|info|warn|error; ?for=5m reverts after 5 minutes
+//	GET  /admin/config        effective keys, values and layers, secrets redacted
+//	POST /admin/drain         readiness 503 and deregister; serving continues
+//	POST /admin/undrain       the reverse
+//	GET  /admin/tasks         registered tasks
+//	POST /admin/tasks/{name}  run a task; arguments from the query or a JSON object body; output streamed
+package admin

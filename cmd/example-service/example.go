@@ -1,0 +1,121 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/fx"
+
+	"github.com/svc-dev/svc/admin"
+	"github.com/svc-dev/svc/svc"
+)
+
+// Module is everything the example adds to the framework: a constructor,
+// public routes, a readiness check and an admin task.
+var Module = svc.Module("example",
+	svc.Provide(NewGreeter),
+	svc.PublicRoutes(func(g *Greeter) svc.Routes { return g.Routes }),
+	svc.Readiness(func(g *Greeter) svc.Check { return svc.Check{Name: "greeter", Func: g.Ready} }),
+	svc.AdminTask(func(g *Greeter) admin.Task {
+		return admin.Task{Name: "reset-counts", Help: "print and reset the per-name greeting counts", Run: g.Reset}
+	}),
+)
+
+// maxWork bounds /work so that a typo cannot pin a connection for hours.
+const maxWork = time.Minute
+
+// Greeter holds the example's state: how often each name was greeted.
+type Greeter struct {
+	instance *svc.Instance
+
+	mu     sync.Mutex     // guards counts
+	counts map[string]int // greetings per name
+	warm   bool           // set once started; the readiness check reports it
+}
+
+// NewGreeter returns a Greeter that becomes ready when the app starts.
+func NewGreeter(lc fx.Lifecycle, in *svc.Instance) *Greeter {
+	g := &Greeter{instance: in, counts: map[string]int{}}
+	lc.Append(fx.StartHook(func() {
+		g.mu.Lock()
+		g.warm = true
+		g.mu.Unlock()
+	}))
+	return g
+}
+
+// Routes registers the public API.
+func (g *Greeter) Routes(r chi.Router) {
+	r.Get("/hello/{name}", g.hello)
+	r.Get("/work", g.work)
+}
+
+func (g *Greeter) hello(w http.ResponseWriter, r *http.Request) {
+	name := chi.URLParam(r, "name")
+	g.mu.Lock()
+	g.counts[name]++
+	n := g.counts[name]
+	g.mu.Unlock()
+	info := g.instance.Info()
+	writeJSON(w, http.StatusOK, map[string]any{
+		"message":  "hello, " + name,
+		"count":    n,
+		"instance": info.Instance,
+		"port":     info.Ports.Public,
+	})
+}
+
+// work sleeps ms milliseconds: a stand-in for real work, to watch a
+// graceful shutdown finish it.
+func (g *Greeter) work(w http.ResponseWriter, r *http.Request) {
+	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
+	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxWork {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ms must be an integer number of milliseconds in 0..60000"})
+		return
+	}
+	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		writeJSON(w, http.StatusOK, map[string]any{"slept_ms": ms, "instance": g.instance.Info().Instance})
+	case <-r.Context().Done(): // the client went away
+	}
+}
+
+// Ready reports whether the greeter has started.
+func (g *Greeter) Ready(context.Context) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.warm {
+		return errors.New("not started yet")
+	}
+	return nil
+}
+
+// Reset is the admin task: it prints the counts and clears them.
+func (g *Greeter) Reset(_ context.Context, _ url.Values, w io.Writer) error {
+	g.mu.Lock()
+	counts := g.counts
+	g.counts = map[string]int{}
+	g.mu.Unlock()
+	for name, n := range counts {
+		fmt.Fprintf(w, "%s\t%d\n", name, n)
+	}
+	_, err := fmt.Fprintf(w, "reset %d names\n", len(counts))
+	return err
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	_ = json.NewEncoder(w).Encode(v)
+}

@@ -1,0 +1,98 @@
+package config
+
+import (
+	"maps"
+	"slices"
+	"strings"
+)
+
+// Source is one layer of configuration: a named set of key/value pairs.
+// Implementations must be safe for concurrent use; a Source that changes
+// (a watched file, etcd) is re-read by building a new [Store].
+type Source interface {
+	// Name names the layer in errors and displays, for example "env" or
+	// "file config/orders.json".
+	Name() string
+	// Lookup returns the value of key in this layer.
+	Lookup(key string) (string, bool)
+	// Keys lists the keys this layer knows. A layer that cannot enumerate
+	// its keys (the environment) returns nil and is still asked by Lookup.
+	Keys() []string
+}
+
+// Map is a [Source] backed by a fixed map. Its zero value is an empty,
+// unnamed layer.
+type Map struct {
+	name string
+	m    map[string]string
+}
+
+var _ Source = (*Map)(nil)
+
+// NewMap returns a layer named name holding a copy of m.
+func NewMap(name string, m map[string]string) *Map {
+	return &Map{name: name, m: maps.Clone(m)}
+}
+
+// Name returns the layer's name.
+func (m *Map) Name() string { return m.name }
+
+// Lookup returns the value of key.
+func (m *Map) Lookup(key string) (string, bool) {
+	v, ok := m.m[key]
+	return v, ok
+}
+
+// Keys returns the layer's keys, sorted.
+func (m *Map) Keys() []string { return slices.Sorted(maps.Keys(m.m)) }
+
+// Env is the environment-variable layer: the value of a key is the variable
+// [EnvName](key).
+type Env struct {
+	lookup func(string) (string, bool)
+}
+
+var _ Source = Env{}
+
+// NewEnv returns the environment layer reading variables through lookup,
+// usually [os.LookupEnv]; tests pass a map's lookup instead.
+func NewEnv(lookup func(string) (string, bool)) Env { return Env{lookup: lookup} }
+
+// Name returns "env".
+func (Env) Name() string { return "env" }
+
+// Lookup returns the value of the variable EnvName(key). An empty variable
+// counts as unset, so `PUBLIC_PORT= ./svc` keeps the convention.
+func (e Env) Lookup(key string) (string, bool) {
+	if e.lookup == nil {
+		return "", false
+	}
+	v, ok := e.lookup(EnvName(key))
+	if !ok || v == "" {
+		return "", false
+	}
+	return v, true
+}
+
+// Keys returns nil: environment variables cannot be mapped back to keys.
+func (Env) Keys() []string { return nil }
+
+// EnvName returns the environment variable of key: upper-cased, with '.'
+// and '-' turned into '_'.
+func EnvName(key string) string {
+	return strings.Map(func(r rune) rune {
+		switch r {
+		case '.', '-':
+			return '_'
+		}
+		return r
+	}, strings.ToUpper(key))
+}
+
+// MapLookup adapts a map to the lookup function [NewEnv] expects.
+func MapLookup(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}

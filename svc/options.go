@@ -1,0 +1,197 @@
+package svc
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+
+	"github.com/go-chi/chi/v5"
+	"go.uber.org/fx"
+
+	"github.com/svc-dev/svc/admin"
+)
+
+// Option configures a service: its own constructors and routes (fx options
+// underneath) or, for tests, its environment and arguments. Options are
+// independent of their order.
+type Option interface {
+	apply(*options)
+	String() string
+}
+
+type options struct {
+	fx      []fx.Option
+	getenv  func(string) (string, bool) // nil: os.LookupEnv
+	args    []string                    // nil: os.Args[1:] in Run
+	stdout  io.Writer
+	stderr  io.Writer
+	version string
+	values  map[string]string // highest layer, for tests
+}
+
+type option struct {
+	name string
+	f    func(*options)
+}
+
+func (o option) apply(opts *options) { o.f(opts) }
+func (o option) String() string      { return o.name }
+
+func fxOption(name string, opt fx.Option) Option {
+	return option{name: name, f: func(o *options) { o.fx = append(o.fx, opt) }}
+}
+
+// Fx adds raw fx options: constructors, invokes, decorators, modules.
+func Fx(opts ...fx.Option) Option { return fxOption("svc.Fx", fx.Options(opts...)) }
+
+// Provide adds constructors to the service's dependency graph (fx.Provide).
+// The framework provides *config.Store, *slog.Logger, *Instance, Settings,
+// prometheus.Registerer and fx.Lifecycle to them.
+func Provide(constructors ...any) Option { return fxOption("svc.Provide", fx.Provide(constructors...)) }
+
+// Invoke runs fns at assembly, before start (fx.Invoke). Prefer routes,
+// checks and tasks; invoke sparingly.
+func Invoke(fns ...any) Option { return fxOption("svc.Invoke", fx.Invoke(fns...)) }
+
+// Module groups options under a name, which fx errors mention.
+func Module(name string, opts ...Option) Option {
+	return option{name: "svc.Module(" + name + ")", f: func(o *options) {
+		var inner options
+		for _, opt := range opts {
+			opt.apply(&inner)
+		}
+		o.fx = append(o.fx, fx.Module(name, inner.fx...))
+		mergeNonFx(o, &inner)
+	}}
+}
+
+func mergeNonFx(dst, src *options) {
+	if src.getenv != nil {
+		dst.getenv = src.getenv
+	}
+	if src.args != nil {
+		dst.args = src.args
+	}
+	if src.stdout != nil {
+		dst.stdout = src.stdout
+	}
+	if src.stderr != nil {
+		dst.stderr = src.stderr
+	}
+	if src.version != "" {
+		dst.version = src.version
+	}
+	if src.values != nil {
+		if dst.values == nil {
+			dst.values = map[string]string{}
+		}
+		maps.Copy(dst.values, src.values)
+	}
+}
+
+// Routes registers handlers on a router.
+type Routes func(r chi.Router)
+
+const (
+	groupPublic  = `group:"svc.public"`
+	groupPrivate = `group:"svc.private"`
+	groupChecks  = `group:"svc.checks"`
+	groupTasks   = `group:"svc.tasks"`
+)
+
+// group provides v (a value of type T) or a constructor returning T into a
+// value group.
+func group[T any](name, tag string, v any) Option {
+	if t, ok := v.(T); ok {
+		v = func() T { return t }
+	}
+	return fxOption(name, fx.Provide(fx.Annotate(v, fx.ResultTags(tag))))
+}
+
+// PublicRoutes adds routes to the public listener. ctor is a Routes value
+// (or a func(chi.Router)) or a constructor returning Routes whose parameters
+// fx provides.
+func PublicRoutes(ctor any) Option {
+	return group[Routes]("svc.PublicRoutes", groupPublic, routesOf(ctor))
+}
+
+// PrivateRoutes adds routes to the private listener, beside /healthz,
+// /readyz, /metrics and /info.
+func PrivateRoutes(ctor any) Option {
+	return group[Routes]("svc.PrivateRoutes", groupPrivate, routesOf(ctor))
+}
+
+func routesOf(v any) any {
+	if f, ok := v.(func(chi.Router)); ok {
+		return Routes(f)
+	}
+	return v
+}
+
+// Check is a named readiness check: /readyz answers 503 while Func fails.
+type Check struct {
+	Name string
+	Func func(context.Context) error
+	// Informational checks are reported in /readyz but do not fail it
+	// (the registry's connection to etcd is one).
+	Informational bool
+}
+
+// Readiness adds a readiness check: a Check or a constructor returning one.
+func Readiness(ctor any) Option { return group[Check]("svc.Readiness", groupChecks, ctor) }
+
+// ReadinessFunc adds a readiness check named name.
+func ReadinessFunc(name string, f func(context.Context) error) Option {
+	return Readiness(Check{Name: name, Func: f})
+}
+
+// AdminTask adds a task to the admin listener: an admin.Task or a
+// constructor returning one. POST /admin/tasks/{name} runs it.
+func AdminTask(ctor any) Option { return group[admin.Task]("svc.AdminTask", groupTasks, ctor) }
+
+// WithVersion sets the version reported in /info, logs and the registry.
+// Default: the main module's version from the build info, or "dev".
+func WithVersion(v string) Option {
+	return option{name: "svc.WithVersion(" + v + ")", f: func(o *options) { o.version = v }}
+}
+
+// WithEnv replaces the environment the service reads (default
+// os.LookupEnv); tests use it to run several apps in one process.
+func WithEnv(env map[string]string) Option {
+	m := maps.Clone(env)
+	return option{name: "svc.WithEnv", f: func(o *options) {
+		o.getenv = func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+	}}
+}
+
+// WithArgs replaces the command-line arguments (default os.Args[1:]).
+func WithArgs(args ...string) Option {
+	return option{name: "svc.WithArgs", f: func(o *options) { o.args = append([]string{}, args...) }}
+}
+
+// WithOutput sets where --help and startup errors go (default os.Stdout
+// and os.Stderr); logs go to stderr.
+func WithOutput(stdout, stderr io.Writer) Option {
+	return option{name: "svc.WithOutput", f: func(o *options) { o.stdout, o.stderr = stdout, stderr }}
+}
+
+// WithValues sets configuration values above every layer, shown with the
+// layer "option". Tests use it for ephemeral ports ("public.port": "0").
+func WithValues(kv map[string]string) Option {
+	m := maps.Clone(kv)
+	return option{name: fmt.Sprintf("svc.WithValues(%d keys)", len(m)), f: func(o *options) {
+		if o.values == nil {
+			o.values = map[string]string{}
+		}
+		maps.Copy(o.values, m)
+	}}
+}
+
+func (o *options) lookupEnv() func(string) (string, bool) {
+	if o.getenv != nil {
+		return o.getenv
+	}
+	return os.LookupEnv
+}

@@ -1,0 +1,105 @@
+package svc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+
+	"github.com/svc-dev/svc/config"
+)
+
+// server is one of the three listeners: bound synchronously in OnStart,
+// served in a goroutine, shut down in OnStop.
+type server struct {
+	name    string // admin, public, private
+	portKey string // the key that overrides its port
+	cfg     ServerSettings
+	srv     *http.Server
+	ln      net.Listener
+	done    chan struct{} // closed when Serve returns
+}
+
+func newServer(name string, cfg ServerSettings, h http.Handler, log *slog.Logger) *server {
+	return &server{
+		name:    name,
+		portKey: name + ".port",
+		cfg:     cfg,
+		srv: &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+			ReadTimeout:       cfg.ReadTimeout,
+			WriteTimeout:      cfg.WriteTimeout,
+			IdleTimeout:       cfg.IdleTimeout,
+			MaxHeaderBytes:    cfg.MaxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		},
+	}
+}
+
+// bind listens on the configured address. A port in use is reported with
+// the listener, the port and the key that overrides it.
+func (s *server) bind() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr())
+	if err != nil {
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("svc: %s listener: port %d is already in use (set %s or %s to use another port)",
+				s.name, s.cfg.Port, s.portKey, config.EnvName(s.portKey))
+		}
+		return fmt.Errorf("svc: %s listener on %s: %w (set %s / %s)", s.name, s.cfg.Addr(), err,
+			s.portKey, config.EnvName(s.portKey))
+	}
+	s.ln = ln
+	return nil
+}
+
+// port returns the bound port.
+func (s *server) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
+
+func (s *server) serve(log *slog.Logger) {
+	s.done = make(chan struct{})
+	go func() {
+		defer close(s.done)
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("server stopped", "server", s.name, "error", err)
+		}
+	}()
+}
+
+// shutdown stops accepting and waits for in-flight requests until ctx ends,
+// then closes what is left.
+func (s *server) shutdown(ctx context.Context) error {
+	if s.done == nil { // bound, never served
+		return s.ln.Close()
+	}
+	err := s.srv.Shutdown(ctx)
+	if err != nil {
+		_ = s.srv.Close()
+		err = fmt.Errorf("svc: %s server: requests still in flight when shutdown.timeout ran out; closed them: %w", s.name, err)
+	}
+	<-s.done
+	return err
+}
+
+// shutdownAll shuts servers down concurrently and joins their errors.
+func shutdownAll(ctx context.Context, servers []*server) error {
+	errs := make([]error, len(servers))
+	var wg sync.WaitGroup
+	for i, s := range servers {
+		wg.Go(func() { errs[i] = s.shutdown(ctx) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+func closeAll(servers []*server) {
+	for _, s := range servers {
+		if s.ln != nil {
+			_ = s.ln.Close()
+		}
+	}
+}
