@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: run test vet lint build bench clean
+.PHONY: run test vet lint build bench clean etcd registry-demo
 
 run: ## run the example service with no flags (admin 4010, public 8010, private 8011)
 	$(GO) run ./cmd/example-service
@@ -21,6 +21,14 @@ vet:
 
 bench: ## benchmarks quoted in docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(BIN)/bench.txt
+
+etcd: $(BIN)/etcd ## the etcd server, built from the Go module proxy at the version pinned in go.mod
+
+$(BIN)/etcd: go.mod
+	$(GO) build -o $(BIN)/etcd go.etcd.io/etcd/server/v3
+
+registry-demo: $(BIN)/etcd build ## a real etcd and two example-service instances registered in it
+	./tools/registry-demo.sh
 
 clean:
 	rm -rf $(BIN)

@@ -17,12 +17,14 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
 	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/config"
 	"github.com/svc-dev/svc/internal/httpmw"
+	"github.com/svc-dev/svc/registry"
 )
 
 // App is one assembled service. Build it with [New]; [Run] builds, starts
@@ -36,6 +38,9 @@ type App struct {
 	metrics  *prometheus.Registry
 	ready    *readiness
 	fx       *fx.App
+
+	etcd      *clientv3.Client    // nil without etcd.endpoints
+	discovery *registry.Discovery // always set; registry-backed with etcd
 
 	servers []*server // admin, public, private
 
@@ -90,17 +95,34 @@ func newApp(name string, offset int, o *options) (*App, error) {
 	}
 	a.level.Set(st.LogLevel)
 	a.log = newLogger(stderr, st.LogFormat, a.level, name)
+	if len(st.Etcd.Endpoints) > 0 {
+		if a.etcd, err = newEtcdClient(st.Etcd); err != nil {
+			return nil, err
+		}
+	}
+	a.discovery = registry.NewDiscovery(registry.DiscoveryOptions{
+		Client:      a.etcd,
+		Environment: st.Environment,
+		Lookup: func(key string) (string, bool) {
+			v, ok := a.store.Lookup(key)
+			return v.Value, ok
+		},
+		Self:       name,
+		SelfOffset: offset,
+		Logger:     a.log,
+	})
 
 	a.fx = fx.New(
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 		fx.StartTimeout(a.startTimeout()),
 		fx.StopTimeout(a.stopTimeout()),
-		fx.Supply(a.store, a.log, a.instance, a.settings),
+		fx.Supply(a.store, a.log, a.instance, a.settings, a.discovery),
 		fx.Provide(func() prometheus.Registerer { return a.metrics }),
 		fx.Options(o.fx...),
 		fx.Invoke(a.wire),
 	)
 	if err := a.fx.Err(); err != nil {
+		a.closeClients()
 		return nil, fmt.Errorf("svc: assemble %s: %w", name, err)
 	}
 	return a, nil
@@ -176,6 +198,9 @@ func (a *App) wire(in wireIn) error {
 
 	in.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error { return a.bind() },
+		// Appended first, so it stops last: discovery and the etcd
+		// client outlive the servers' in-flight requests.
+		OnStop: func(context.Context) error { return a.closeClients() },
 	})
 	in.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
@@ -196,10 +221,22 @@ func (a *App) wire(in wireIn) error {
 			return nil
 		},
 	})
+	if a.etcd != nil {
+		a.wireRegistry(in.Lifecycle)
+	}
 	in.Lifecycle.Append(fx.Hook{
 		OnStop: a.beginShutdown,
 	})
 	return nil
+}
+
+// closeClients stops discovery's watches and closes the etcd client.
+func (a *App) closeClients() error {
+	err := a.discovery.Close()
+	if a.etcd != nil {
+		err = errors.Join(err, a.etcd.Close())
+	}
+	return err
 }
 
 func (a *App) publicRouter(m *httpmw.Metrics, routes []Routes) http.Handler {

@@ -19,11 +19,12 @@ import (
 	"github.com/svc-dev/svc/svc"
 )
 
-// Module is everything the example adds to the framework: a constructor,
+// Module is everything the example adds to the framework: constructors,
 // public routes, a readiness check and an admin task.
 var Module = svc.Module("example",
-	svc.Provide(NewGreeter),
+	svc.Provide(NewGreeter, NewRelay),
 	svc.PublicRoutes(func(g *Greeter) svc.Routes { return g.Routes }),
+	svc.PublicRoutes(func(rl *Relay) svc.Routes { return rl.Routes }),
 	svc.Readiness(func(g *Greeter) svc.Check { return svc.Check{Name: "greeter", Func: g.Ready} }),
 	svc.AdminTask(func(g *Greeter) admin.Task {
 		return admin.Task{Name: "reset-counts", Help: "print and reset the per-name greeting counts", Run: g.Reset}

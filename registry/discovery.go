@@ -1,0 +1,650 @@
+package registry
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/connectivity"
+)
+
+// Defaults of [DiscoveryOptions].
+const (
+	DefaultEnvironment = "dev"
+	DefaultListTimeout = 2 * time.Second
+)
+
+// ErrClosed is returned when a name is resolved for the first time after
+// [Discovery.Close].
+var ErrClosed = errors.New("registry: discovery closed")
+
+// NoInstanceError reports that a service has no instance to call: none is
+// registered, the registry could not be listed yet, or no address is
+// configured. Test for it with errors.As:
+//
+//	var noInstance *registry.NoInstanceError
+//	if errors.As(err, &noInstance) { ... noInstance.Service ... }
+type NoInstanceError struct {
+	Service string // the service asked for
+	Err     error  // why, when there is more to say than "none registered"; may be nil
+}
+
+// Error returns "registry: no instance of service <name>", followed by the
+// cause if there is one.
+func (e *NoInstanceError) Error() string {
+	if e.Err == nil {
+		return fmt.Sprintf("registry: no instance of service %q", e.Service)
+	}
+	return fmt.Sprintf("registry: no instance of service %q: %v", e.Service, e.Err)
+}
+
+// Unwrap returns e.Err.
+func (e *NoInstanceError) Unwrap() error { return e.Err }
+
+// DiscoveryOptions configures a [Discovery]. The zero value resolves every
+// name by the port convention alone, which needs Lookup or Self to know
+// offsets.
+type DiscoveryOptions struct {
+	// Client is the etcd client of the registry. If nil there is no
+	// registry: names resolve through overrides and the port convention.
+	Client *clientv3.Client
+	// Environment selects the registry's key space
+	// ("svc/<environment>/services/"). If empty, DefaultEnvironment ("dev").
+	Environment string
+	// Lookup reads configuration keys: "discovery.override.<name>",
+	// "services.<name>.host", "services.<name>.offset" and
+	// "services.<name>.uri-spec". If nil, no key is set.
+	Lookup func(key string) (string, bool)
+	// Self is the name of the service itself, whose offset is SelfOffset
+	// without any configuration.
+	Self string
+	// SelfOffset is the port offset of Self.
+	SelfOffset int
+	// Logger receives a line when a watch breaks or recovers and for each
+	// malformed registry value. If nil, nothing is logged.
+	Logger *slog.Logger
+	// ListTimeout bounds the first listing of a service, which the first
+	// resolve of that service waits for, and every later re-listing. If
+	// zero, DefaultListTimeout (2s).
+	ListTimeout time.Duration
+}
+
+// Discovery resolves service names to base URLs and URLs.
+//
+// The first resolve of a name decides where its instances come from, in
+// this order, and keeps to that decision for the life of the Discovery:
+//
+//  1. the configuration key discovery.override.<name>: a base URL
+//     ("http://localhost:9000") or a URL template
+//     ("http://localhost:9000/1.x/{territory}/users/{userid}");
+//  2. the registry, when Client is set;
+//  3. the port convention: "http://<services.<name>.host, or localhost>:<8000+offset>",
+//     the offset being services.<name>.offset, or SelfOffset for Self.
+//
+// For the registry it starts one goroutine per service name, which lists
+// the service's prefix (the first resolve waits for that, up to
+// ListTimeout), then follows an etcd watch from the next revision. When the
+// watch fails (compaction, lost leader, closed channel) it lists again and
+// watches from the new revision, with capped, jittered backoff, serving the
+// last good set meanwhile. Values in the prefix that are not in the
+// registry format are skipped and logged.
+//
+// Resolving reads an in-memory snapshot: no lock, no etcd round trip, and
+// no allocation for BaseURL. Instances are taken round-robin in key order.
+//
+// A Discovery is safe for concurrent use. Close stops its goroutines.
+type Discovery struct {
+	cli         *clientv3.Client
+	env         string
+	lookup      func(string) (string, bool)
+	self        string
+	selfOffset  int
+	log         *slog.Logger
+	listTimeout time.Duration
+	wg          sync.WaitGroup // counts watch goroutines
+
+	services atomic.Pointer[map[string]*service] // immutable map, replaced under mu
+
+	mu     sync.Mutex // guards closed and replacing services
+	closed bool
+}
+
+// NewDiscovery returns a Discovery configured by opts. It starts nothing:
+// each service's watch starts on its first resolve.
+func NewDiscovery(opts DiscoveryOptions) *Discovery {
+	d := &Discovery{
+		cli:         opts.Client,
+		env:         cmp.Or(opts.Environment, DefaultEnvironment),
+		lookup:      opts.Lookup,
+		self:        opts.Self,
+		selfOffset:  opts.SelfOffset,
+		log:         opts.Logger,
+		listTimeout: cmp.Or(opts.ListTimeout, DefaultListTimeout),
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.lookup == nil {
+		d.lookup = func(string) (string, bool) { return "", false }
+	}
+	d.services.Store(&map[string]*service{})
+	return d
+}
+
+// source is where a service's instances come from.
+type source int
+
+const (
+	fromOverride source = iota
+	fromRegistry
+	fromConvention
+)
+
+// service is the resolution state of one service name.
+type service struct {
+	name     string
+	source   source
+	template string // override URL template, "" if none
+	prefix   string // registry prefix (fromRegistry)
+
+	snap atomic.Pointer[snapshot] // nil until first listed
+	rr   atomic.Uint64            // round-robin counter
+
+	ready  chan struct{}      // closed after the first listing attempt (fromRegistry)
+	cancel context.CancelFunc // stops the watch goroutine (fromRegistry)
+
+	mu       sync.Mutex // guards err and errSince
+	err      error      // why the snapshot may be stale; nil while the watch is healthy
+	errSince time.Time  // when err became non-nil
+}
+
+// snapshot is an immutable set of instances.
+type snapshot struct {
+	instances []Instance // sorted by Key
+	bases     []string   // instances[i].BaseURL, for BaseURL without allocation
+	rev       int64      // etcd revision it reflects (fromRegistry)
+}
+
+func newSnapshot(instances []Instance, rev int64) *snapshot {
+	slices.SortFunc(instances, func(a, b Instance) int { return strings.Compare(a.Key, b.Key) })
+	bases := make([]string, len(instances))
+	for i, inst := range instances {
+		bases[i] = inst.BaseURL
+	}
+	return &snapshot{instances: instances, bases: bases, rev: rev}
+}
+
+// BaseURL returns the base URL ("http://host:port") of an instance of the
+// service name, taking the instances round-robin. It returns a
+// [*NoInstanceError] if there is none.
+func (d *Discovery) BaseURL(name string) (string, error) {
+	s, snap, err := d.resolve(name)
+	if err != nil {
+		return "", err
+	}
+	switch n := len(snap.bases); n {
+	case 0:
+		return "", &NoInstanceError{Service: name}
+	case 1:
+		return snap.bases[0], nil
+	default:
+		return snap.bases[(s.rr.Add(1)-1)%uint64(n)], nil
+	}
+}
+
+// URL returns the URL of an instance of the service name (taken
+// round-robin) for the instance's URI template expanded with values (see
+// [Expand]). With an override that is a URL template, it is the template
+// expanded. The template of an instance is its registry uri_spec, or for
+// an override base URL or the port convention the configuration key
+// services.<name>.uri-spec. It returns a [*NoInstanceError] if there is no
+// instance, and an error if the instance has no template or a value is
+// missing.
+func (d *Discovery) URL(name string, values map[string]string) (string, error) {
+	s, snap, err := d.resolve(name)
+	if err != nil {
+		return "", err
+	}
+	if s.template != "" {
+		return Expand(s.template, values)
+	}
+	n := len(snap.instances)
+	if n == 0 {
+		return "", &NoInstanceError{Service: name}
+	}
+	inst := snap.instances[0]
+	if n > 1 {
+		inst = snap.instances[(s.rr.Add(1)-1)%uint64(n)]
+	}
+	if inst.Record.URISpec == "" {
+		return "", fmt.Errorf("registry: url of %s: instance %s has no uri-spec", name, inst.Addr)
+	}
+	path, err := Expand(inst.Record.URISpec, values)
+	if err != nil {
+		return "", err
+	}
+	return inst.BaseURL + path, nil
+}
+
+// Instances returns the known instances of the service name, sorted by key;
+// an empty list if none is registered. It returns an error if the source of
+// the name cannot be used (the registry could not be listed, no offset is
+// configured, a malformed override).
+func (d *Discovery) Instances(name string) ([]Instance, error) {
+	_, snap, err := d.resolve(name)
+	if err != nil {
+		return nil, err
+	}
+	return slices.Clone(snap.instances), nil
+}
+
+// Check reports, from memory, whether discovery is healthy: it returns an
+// error naming each service whose watch is broken (its last good set is
+// still served) and, with a registry, whether the etcd connection is in
+// transient failure. It does not contact etcd. After Close it returns
+// ErrClosed.
+func (d *Discovery) Check(ctx context.Context) error {
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		return ErrClosed
+	}
+	var errs []error
+	if d.cli != nil {
+		if conn := d.cli.ActiveConnection(); conn != nil {
+			if st := conn.GetState(); st == connectivity.TransientFailure {
+				errs = append(errs, fmt.Errorf("registry: etcd connection in %s", st))
+			}
+		}
+	}
+	services := *d.services.Load()
+	for _, name := range slices.Sorted(maps.Keys(services)) {
+		s := services[name]
+		if s.source != fromRegistry {
+			continue
+		}
+		s.mu.Lock()
+		err, since := s.err, s.errSince
+		s.mu.Unlock()
+		if err != nil {
+			n := 0
+			if snap := s.snap.Load(); snap != nil {
+				n = len(snap.instances)
+			}
+			errs = append(errs, fmt.Errorf("registry: discovery of %s stale since %s (serving %d known instances): %w",
+				name, since.Format(time.RFC3339), n, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops all watches and waits for their goroutines. Names resolved
+// before keep their last known instances; a name resolved for the first
+// time afterwards fails with ErrClosed. Close is idempotent and returns
+// nil.
+func (d *Discovery) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	services := *d.services.Load()
+	d.mu.Unlock()
+	for _, s := range services {
+		if s.cancel != nil {
+			s.cancel()
+		}
+	}
+	d.wg.Wait()
+	return nil
+}
+
+// resolve returns the service of name and a snapshot of its instances,
+// deciding the service's source on first use.
+func (d *Discovery) resolve(name string) (*service, *snapshot, error) {
+	s := (*d.services.Load())[name]
+	if s == nil {
+		var err error
+		if s, err = d.add(name); err != nil {
+			return nil, nil, err
+		}
+	}
+	if snap := s.snap.Load(); snap != nil {
+		return s, snap, nil
+	}
+	// Not listed yet: wait for the first listing (bounded by its own
+	// timeout; the timer is a safety net).
+	t := time.NewTimer(2 * d.listTimeout)
+	select {
+	case <-s.ready:
+	case <-t.C:
+	}
+	t.Stop()
+	if snap := s.snap.Load(); snap != nil {
+		return s, snap, nil
+	}
+	s.mu.Lock()
+	err := s.err
+	s.mu.Unlock()
+	if err == nil {
+		err = errors.New("registry not listed yet")
+	}
+	return nil, nil, &NoInstanceError{Service: name, Err: err}
+}
+
+// add creates the service of name, starting its watch if it comes from the
+// registry.
+func (d *Discovery) add(name string) (*service, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old := *d.services.Load()
+	if s := old[name]; s != nil {
+		return s, nil
+	}
+	if d.closed {
+		return nil, ErrClosed
+	}
+	if name == "" || strings.ContainsAny(name, "/{}") {
+		return nil, fmt.Errorf("registry: invalid service name %q", name)
+	}
+	s, err := d.newService(name)
+	if err != nil {
+		return nil, err
+	}
+	m := maps.Clone(old)
+	m[name] = s
+	d.services.Store(&m)
+	if s.source == fromRegistry {
+		ctx, cancel := context.WithCancel(context.Background())
+		s.cancel = cancel
+		d.wg.Add(1)
+		go d.watch(ctx, s)
+	}
+	return s, nil
+}
+
+func (d *Discovery) newService(name string) (*service, error) {
+	if v, ok := d.lookup("discovery.override." + name); ok && v != "" {
+		return d.overrideService(name, v)
+	}
+	if d.cli != nil {
+		return &service{
+			name:   name,
+			source: fromRegistry,
+			prefix: Prefix(d.env, name),
+			ready:  make(chan struct{}),
+		}, nil
+	}
+	host := "localhost"
+	if v, ok := d.lookup("services." + name + ".host"); ok && v != "" {
+		host = v
+	}
+	offset := d.selfOffset
+	if name != d.self {
+		key := "services." + name + ".offset"
+		v, ok := d.lookup(key)
+		if !ok || v == "" {
+			return nil, &NoInstanceError{Service: name, Err: fmt.Errorf(
+				"no registry configured, and neither discovery.override.%s nor %s is set", name, key)}
+		}
+		var err error
+		if offset, err = strconv.Atoi(v); err != nil || offset < 0 || offset > 998 {
+			return nil, fmt.Errorf("registry: %s = %q: not an offset in 0..998", key, v)
+		}
+	}
+	spec, _ := d.lookup("services." + name + ".uri-spec")
+	port := 8000 + offset
+	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	s := &service{name: name, source: fromConvention}
+	s.snap.Store(newSnapshot([]Instance{{
+		Addr:    addr,
+		BaseURL: "http://" + addr,
+		Record: Record{
+			Name:        name,
+			Environment: d.env,
+			Host:        host,
+			PublicPort:  port,
+			PrivatePort: port + 1,
+			AdminPort:   4000 + offset,
+			URISpec:     spec,
+		},
+	}}, 0))
+	return s, nil
+}
+
+// overrideService makes the service of an override: a base URL, or a URL
+// template when its path holds a '{'.
+func (d *Discovery) overrideService(name, v string) (*service, error) {
+	bad := func(why string) error {
+		return fmt.Errorf("registry: discovery.override.%s = %q: %s", name, v, why)
+	}
+	scheme, rest, ok := strings.Cut(v, "://")
+	if !ok || (scheme != "http" && scheme != "https") {
+		return nil, bad("not an http:// or https:// URL")
+	}
+	hostport, path := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		hostport, path = rest[:i], rest[i:]
+	}
+	if hostport == "" || strings.ContainsAny(hostport, "{}?#@ ") {
+		return nil, bad("no valid host")
+	}
+	host, portStr, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host, portStr = hostport, "80"
+		if scheme == "https" {
+			portStr = "443"
+		}
+	}
+	port, err := strconv.Atoi(portStr)
+	if err != nil {
+		return nil, bad("port is not a number")
+	}
+	inst := Instance{
+		Addr:   hostport,
+		Record: Record{Name: name, Environment: d.env, Host: host, PublicPort: port},
+	}
+	s := &service{name: name, source: fromOverride}
+	if strings.ContainsAny(path, "{}") {
+		if err := checkTemplate(path); err != nil {
+			return nil, bad(err.Error())
+		}
+		s.template = v
+		inst.BaseURL = scheme + "://" + hostport
+		inst.Record.URISpec = path
+	} else {
+		inst.BaseURL = strings.TrimSuffix(v, "/")
+		inst.Record.URISpec, _ = d.lookup("services." + name + ".uri-spec")
+	}
+	s.snap.Store(newSnapshot([]Instance{inst}, 0))
+	return s, nil
+}
+
+// checkTemplate reports a malformed URI template: unbalanced or empty
+// braces.
+func checkTemplate(spec string) error {
+	depth := 0
+	for i := 0; i < len(spec); i++ {
+		switch spec[i] {
+		case '{':
+			if depth > 0 {
+				return errors.New("'{' inside a variable")
+			}
+			if i+1 < len(spec) && spec[i+1] == '}' {
+				return errors.New("empty variable {}")
+			}
+			depth++
+		case '}':
+			if depth == 0 {
+				return errors.New("'}' without '{'")
+			}
+			depth--
+		}
+	}
+	if depth > 0 {
+		return errors.New("'{' without '}'")
+	}
+	return nil
+}
+
+// watch keeps s.snap in line with the registry until ctx is done.
+func (d *Discovery) watch(ctx context.Context, s *service) {
+	defer d.wg.Done()
+	var once sync.Once
+	listed := func() { once.Do(func() { close(s.ready) }) }
+	defer listed()
+	bo := newBackoff(100*time.Millisecond, 5*time.Second)
+	for {
+		rev, err := d.list(ctx, s)
+		listed()
+		if err == nil {
+			d.recovered(s)
+			began := time.Now()
+			err = d.follow(ctx, s, rev+1)
+			if time.Since(began) > 10*time.Second {
+				bo.reset() // it held for a while: this is a new incident
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		d.broken(s, err)
+		t := time.NewTimer(bo.delay())
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-d.cli.Ctx().Done():
+			t.Stop()
+			d.broken(s, errClientClosed)
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// list reads all instances of s and stores them; it returns the revision
+// read.
+func (d *Discovery) list(ctx context.Context, s *service) (int64, error) {
+	lctx, cancel := context.WithTimeout(ctx, d.listTimeout)
+	defer cancel()
+	resp, err := d.cli.Get(lctx, s.prefix, clientv3.WithPrefix())
+	if err != nil {
+		return 0, fmt.Errorf("registry: list %s: %w", s.prefix, err)
+	}
+	instances := make([]Instance, 0, len(resp.Kvs))
+	for _, kv := range resp.Kvs {
+		inst, err := ParseInstance(string(kv.Key), kv.Value)
+		if err != nil {
+			d.log.Warn("registry: skipping malformed registry value", "key", string(kv.Key), "err", err)
+			continue
+		}
+		instances = append(instances, inst)
+	}
+	s.snap.Store(newSnapshot(instances, resp.Header.Revision))
+	return resp.Header.Revision, nil
+}
+
+// follow applies the watch events of s's prefix from revision from, until
+// the watch fails or ctx is done; it returns why it stopped.
+func (d *Discovery) follow(ctx context.Context, s *service, from int64) error {
+	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	defer cancel()
+	wch := d.cli.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(from))
+	for wr := range wch {
+		if err := wr.Err(); err != nil {
+			if errors.Is(err, rpctypes.ErrCompacted) {
+				return fmt.Errorf("registry: watch %s from revision %d: compacted at revision %d: %w",
+					s.prefix, from, wr.CompactRevision, err)
+			}
+			return fmt.Errorf("registry: watch %s: %w", s.prefix, err)
+		}
+		if len(wr.Events) == 0 {
+			continue // progress notification
+		}
+		d.apply(s, wr.Events, wr.Header.Revision)
+		from = wr.Header.Revision + 1
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("registry: watch %s: channel closed", s.prefix)
+}
+
+// apply makes a new snapshot of s with events applied.
+func (d *Discovery) apply(s *service, events []*clientv3.Event, rev int64) {
+	old := s.snap.Load()
+	byKey := make(map[string]Instance, len(old.instances)+len(events))
+	for _, inst := range old.instances {
+		byKey[inst.Key] = inst
+	}
+	for _, ev := range events {
+		key := string(ev.Kv.Key)
+		switch ev.Type {
+		case mvccpb.PUT:
+			inst, err := ParseInstance(key, ev.Kv.Value)
+			if err != nil {
+				d.log.Warn("registry: skipping malformed registry value", "key", key, "err", err)
+				delete(byKey, key)
+				continue
+			}
+			byKey[key] = inst
+		case mvccpb.DELETE:
+			delete(byKey, key)
+		}
+	}
+	instances := make([]Instance, 0, len(byKey))
+	for _, inst := range byKey {
+		instances = append(instances, inst)
+	}
+	s.snap.Store(newSnapshot(instances, rev))
+}
+
+// broken records that s's watch failed with err; it logs the first
+// failure of an incident.
+func (d *Discovery) broken(s *service, err error) {
+	s.mu.Lock()
+	first := s.err == nil
+	s.err = err
+	if first {
+		s.errSince = time.Now()
+	}
+	s.mu.Unlock()
+	n := 0
+	if snap := s.snap.Load(); snap != nil {
+		n = len(snap.instances)
+	}
+	if first {
+		d.log.Warn("registry: discovery interrupted; serving the last known instances and retrying",
+			"service", s.name, "instances", n, "err", err)
+	} else {
+		d.log.Debug("registry: discovery still interrupted", "service", s.name, "err", err)
+	}
+}
+
+// recovered records that s was listed again.
+func (d *Discovery) recovered(s *service) {
+	s.mu.Lock()
+	was := s.err
+	s.err = nil
+	s.mu.Unlock()
+	if was != nil {
+		d.log.Info("registry: discovery resumed", "service", s.name,
+			"instances", len(s.snap.Load().instances))
+	}
+}

@@ -1,0 +1,82 @@
+package registry
+
+import (
+	"net/http"
+	"strings"
+)
+
+// Resolver resolves a service name to a base URL ("http://host:port").
+// [*Discovery] is the Resolver of this package.
+type Resolver interface {
+	BaseURL(name string) (string, error)
+}
+
+var _ Resolver = (*Discovery)(nil)
+
+// NewTransport returns an http.RoundTripper that sends a request for
+// "http://<service>/path" to an instance of the service, resolved by r for
+// each request (round-robin with a [Discovery]), through base. If base is
+// nil, http.DefaultTransport is used.
+//
+// A request is resolved when its URL's scheme is http and its host is a
+// service name: no port, and it matches ^[a-z][a-z0-9-]{0,62}$, except
+// "localhost". Any other request goes to base unchanged. The request is
+// cloned, never modified; the clone's Host header is the instance's
+// host:port. If resolving fails the error of r is returned (a
+// [*NoInstanceError] when no instance is known) and the request body is
+// closed.
+func NewTransport(r Resolver, base http.RoundTripper) http.RoundTripper {
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{r: r, base: base}
+}
+
+type transport struct {
+	r    Resolver
+	base http.RoundTripper
+}
+
+func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.URL == nil || req.URL.Scheme != "http" || !isServiceName(req.URL.Host) {
+		return t.base.RoundTrip(req)
+	}
+	base, err := t.r.BaseURL(req.URL.Host)
+	if err != nil {
+		if req.Body != nil {
+			req.Body.Close()
+		}
+		return nil, err
+	}
+	scheme, rest, _ := strings.Cut(base, "://")
+	hostport, prefix := rest, ""
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		hostport, prefix = rest[:i], strings.TrimSuffix(rest[i:], "/")
+	}
+	out := req.Clone(req.Context())
+	out.URL.Scheme = scheme
+	out.URL.Host = hostport
+	out.Host = ""
+	if prefix != "" {
+		out.URL.Path = prefix + out.URL.Path
+		if out.URL.RawPath != "" {
+			out.URL.RawPath = prefix + out.URL.RawPath
+		}
+	}
+	return t.base.RoundTrip(out)
+}
+
+// isServiceName reports whether host is a service name in the sense of the
+// contract: ^[a-z][a-z0-9-]{0,62}$, and not "localhost".
+func isServiceName(host string) bool {
+	if host == "" || len(host) > 63 || host == "localhost" || host[0] < 'a' || host[0] > 'z' {
+		return false
+	}
+	for i := 1; i < len(host); i++ {
+		c := host[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+			return false
+		}
+	}
+	return true
+}
