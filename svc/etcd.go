@@ -8,12 +8,15 @@ import (
 	"net"
 	"strings"
 	"sync/atomic"
+	"time"
 
 	"go.uber.org/fx"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/backoff"
 
 	"github.com/svc-dev/svc/registry"
 )
@@ -32,6 +35,12 @@ func newEtcdClient(s EtcdSettings) (*clientv3.Client, error) {
 		// lease is noticed well inside its TTL.
 		DialKeepAliveTime:    2 * s.DialTimeout,
 		DialKeepAliveTimeout: s.DialTimeout,
+		// gRPC's reconnect backoff grows to 120s by default: an instance
+		// would then re-register minutes after etcd came back.
+		DialOptions: []grpc.DialOption{grpc.WithConnectParams(grpc.ConnectParams{
+			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
+			MinConnectTimeout: s.DialTimeout,
+		})},
 	}
 	if s.CA != "" || s.Cert != "" || s.Key != "" {
 		tlsCfg, err := transport.TLSInfo{CertFile: s.Cert, KeyFile: s.Key, TrustedCAFile: s.CA}.ClientConfig()
