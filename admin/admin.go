@@ -43,6 +43,11 @@ type Params struct {
 	// Extra mounts further read-only endpoints (GET) under /admin/, for
 	// example "registry" for the registry status; each returns JSON.
 	Extra map[string]func() any
+	// Registry, when set, serves GET /admin/registry: the registry's status.
+	Registry func() any
+	// Instance, when set, serves GET /admin/instance: this instance's
+	// record as advertised in the registry.
+	Instance func() any
 	// Token, when not empty, is required as "Authorization: Bearer <Token>".
 	Token  string
 	Logger *slog.Logger // admin actions are logged here; nil: discard
@@ -121,6 +126,7 @@ func (s *Server) routes() {
 		writeJSON(w, http.StatusOK, map[string]any{"endpoints": s.entries})
 	})
 	s.pprof()
+	s.runtimeRoutes() // runtime.go
 	if s.p.Level != nil {
 		s.handle(http.MethodGet, "/admin/loglevel", "current log level", s.getLevel)
 		s.handle(http.MethodPut, "/admin/loglevel", "set the log level: body debug|info|warn|error; ?for=5m reverts afterwards", s.putLevel)
@@ -236,13 +242,20 @@ func (s *Server) setLevel(lvl slog.Level, d time.Duration) (prev slog.Level) {
 	}
 	s.p.Level.Set(lvl)
 	if d > 0 {
-		s.revert = time.AfterFunc(d, func() {
+		var t *time.Timer
+		t = time.AfterFunc(d, func() {
 			s.mu.Lock()
 			defer s.mu.Unlock()
+			if s.revert != t {
+				// Superseded: a later PUT or Close stopped this timer
+				// too late, while it waited for mu.
+				return
+			}
 			s.p.Level.Set(prev)
 			s.revert = nil
 			s.p.Logger.Info("log level reverted", "level", levelName(prev))
 		})
+		s.revert = t
 	}
 	return prev
 }

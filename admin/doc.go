@@ -25,4 +25,13 @@
 //	POST /admin/undrain       the reverse
 //	GET  /admin/tasks         registered tasks
 //	POST /admin/tasks/{name}  run a task; arguments from the query or a JSON object body; output streamed
+//	GET  /admin/process       pid, uptime, Go version, goroutines
+//	GET  /admin/stack         every goroutine's stack (?debug=1 groups them)
+//	GET  /admin/memstats      memory and GC statistics
+//	POST /admin/gc            force a garbage collection (?free=true returns memory to the OS)
+//	GET  /admin/build         module versions from runtime/debug
+//	GET  /admin/registry      registration status (when configured)
+//	GET  /admin/instance      this instance's registry record
+//
+// docs/admin.md shows each with real output.
 package admin

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -39,8 +40,9 @@ type App struct {
 	ready    *readiness
 	fx       *fx.App
 
-	etcd      *clientv3.Client    // nil without etcd.endpoints
-	discovery *registry.Discovery // always set; registry-backed with etcd
+	etcd      *clientv3.Client                   // nil without etcd.endpoints
+	discovery *registry.Discovery                // always set; registry-backed with etcd
+	registrar atomic.Pointer[registry.Registrar] // set at start, with etcd
 
 	servers []*server // admin, public, private
 
@@ -178,14 +180,16 @@ func (a *App) wire(in wireIn) error {
 	a.metrics.MustRegister(infoGauge)
 
 	adm, err := admin.New(admin.Params{
-		Info:    func() any { return a.instance.Info() },
-		Level:   a.level,
-		Config:  a.store.All,
-		Drain:   a.Drain,
-		Undrain: a.Undrain,
-		Tasks:   in.Tasks,
-		Token:   a.settings.AdminToken,
-		Logger:  a.log,
+		Info:     func() any { return a.instance.Info() },
+		Level:    a.level,
+		Config:   a.store.All,
+		Drain:    a.Drain,
+		Undrain:  a.Undrain,
+		Tasks:    in.Tasks,
+		Registry: a.registryStatus,
+		Instance: func() any { return a.record() },
+		Token:    a.settings.AdminToken,
+		Logger:   a.log,
 	})
 	if err != nil {
 		return err

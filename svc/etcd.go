@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/fx"
@@ -79,16 +78,45 @@ func advertisedHost(host string, log *slog.Logger) string {
 	return "127.0.0.1"
 }
 
+// record is this instance as the registry advertises it; the ports are
+// the bound ones, so call it once started.
+func (a *App) record() registry.Record {
+	info := a.instance.Info()
+	return registry.Record{
+		Name:        info.Name,
+		ID:          info.Instance,
+		Environment: info.Environment,
+		Host:        advertisedHost(a.settings.Registry.Host, a.log),
+		PublicPort:  info.Ports.Public,
+		PrivatePort: info.Ports.Private,
+		AdminPort:   info.Ports.Admin,
+		URISpec:     a.settings.Registry.URISpec,
+		Version:     info.Version,
+		StartedAt:   info.StartedAt,
+	}
+}
+
+// registryStatus is GET /admin/registry.
+func (a *App) registryStatus() any {
+	if a.etcd == nil {
+		return map[string]any{"configured": false, "detail": "etcd.endpoints is not set: nothing is registered; discovery uses overrides and the port convention"}
+	}
+	r := a.registrar.Load()
+	if r == nil {
+		return map[string]any{"configured": true, "registered": false, "last_error": "not started"}
+	}
+	return r.Status()
+}
+
 // wireRegistry appends the registration hook (after the servers serve) and
 // the drain hooks: deregister on drain and shutdown, register on undrain.
 // The registrar is made at start, once the bound ports are known.
 func (a *App) wireRegistry(lc fx.Lifecycle) {
-	var reg atomic.Pointer[registry.Registrar]
 	a.ready.checks = append(a.ready.checks, Check{
 		Name:          "registry",
 		Informational: true,
 		Func: func(context.Context) error {
-			r := reg.Load()
+			r := a.registrar.Load()
 			if r == nil {
 				return errors.New("not registered yet")
 			}
@@ -100,19 +128,7 @@ func (a *App) wireRegistry(lc fx.Lifecycle) {
 	}, Check{Name: "discovery", Informational: true, Func: a.discovery.Check})
 
 	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
-		info := a.instance.Info()
-		r, err := registry.NewRegistrar(a.etcd, registry.Record{
-			Name:        info.Name,
-			ID:          info.Instance,
-			Environment: info.Environment,
-			Host:        advertisedHost(a.settings.Registry.Host, a.log),
-			PublicPort:  info.Ports.Public,
-			PrivatePort: info.Ports.Private,
-			AdminPort:   info.Ports.Admin,
-			URISpec:     a.settings.Registry.URISpec,
-			Version:     info.Version,
-			StartedAt:   info.StartedAt,
-		}, registry.RegistrarOptions{
+		r, err := registry.NewRegistrar(a.etcd, a.record(), registry.RegistrarOptions{
 			TTL:      a.settings.Registry.TTL,
 			Attempts: a.settings.Registry.Attempts,
 			Interval: a.settings.Registry.Interval,
@@ -122,8 +138,25 @@ func (a *App) wireRegistry(lc fx.Lifecycle) {
 		if err != nil {
 			return fmt.Errorf("svc: registry: %w", err)
 		}
-		reg.Store(r)
-		a.onDrain(r.Deregister, func(ctx context.Context) error { return r.Register(ctx, a.ready.healthy) })
+		a.registrar.Store(r)
+		a.onDrain(func(ctx context.Context) error { return a.deregister(ctx, r) },
+			func(ctx context.Context) error { return r.Register(ctx, a.ready.healthy) })
 		return r.Register(ctx, a.ready.healthy)
 	}})
+}
+
+// deregisterTimeout bounds deregistration: with etcd down, the key goes
+// with its lease (registry.ttl) instead of holding up the shutdown.
+const deregisterTimeout = 2 * time.Second
+
+// deregister deletes the instance's key. A failure is logged, not
+// returned: the lease expires the key anyway, and the shutdown goes on.
+func (a *App) deregister(ctx context.Context, r *registry.Registrar) error {
+	ctx, cancel := context.WithTimeout(ctx, deregisterTimeout)
+	defer cancel()
+	if err := r.Deregister(ctx); err != nil {
+		a.log.Warn("registry: deregister failed; the key expires with its lease",
+			"ttl", a.settings.Registry.TTL.String(), "error", err)
+	}
+	return nil
 }

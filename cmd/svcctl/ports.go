@@ -1,0 +1,226 @@
+package main
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/svc-dev/svc/config"
+)
+
+const portsHelp = `Usage: svcctl ports [FILE] [--json]
+
+Checks a port catalog: a JSON file of services.<name>.offset keys, nested
+or dotted as in any svc config file,
+
+  {"services": {"orders": {"offset": 20}, "users": {"offset": 30}}}
+
+Every service uses admin 4000+offset, public 8000+offset and private
+8001+offset, so offsets 10 and 11 collide on 8011. Prints each service's
+ports and the lowest free offset (a multiple of 10, by convention); exits 1
+naming the port and the services on any collision. FILE defaults to
+$CONFIG_DIR/services.json ($CONFIG_DIR defaults to ./config).
+`
+
+const (
+	publicBase = 8000
+	offsetStep = 10 // the team convention: 10, 20, 30
+)
+
+// catalogEntry is one service of a port catalog and its ports.
+type catalogEntry struct {
+	Name    string `json:"name"`
+	Offset  int    `json:"offset"`
+	Admin   int    `json:"admin"`
+	Public  int    `json:"public"`
+	Private int    `json:"private"`
+}
+
+// portUse is one listener of one service on a port.
+type portUse struct {
+	Service  string `json:"service"`
+	Listener string `json:"listener"` // admin, public or private
+	Offset   int    `json:"offset"`
+}
+
+// collision is a port that more than one listener wants.
+type collision struct {
+	Port int       `json:"port"`
+	Uses []portUse `json:"uses"`
+}
+
+func (c collision) String() string {
+	parts := make([]string, len(c.Uses))
+	for i, u := range c.Uses {
+		parts[i] = fmt.Sprintf("%s (%s, offset %d)", u.Service, u.Listener, u.Offset)
+	}
+	last := len(parts) - 1
+	return fmt.Sprintf("port %d is used by %s and %s", c.Port, strings.Join(parts[:last], ", "), parts[last])
+}
+
+func entryFor(name string, offset int) catalogEntry {
+	return catalogEntry{Name: name, Offset: offset, Admin: adminBase + offset, Public: publicBase + offset, Private: publicBase + offset + 1}
+}
+
+func (c catalogEntry) uses() []struct {
+	port int
+	use  portUse
+} {
+	return []struct {
+		port int
+		use  portUse
+	}{
+		{c.Admin, portUse{c.Name, "admin", c.Offset}},
+		{c.Public, portUse{c.Name, "public", c.Offset}},
+		{c.Private, portUse{c.Name, "private", c.Offset}},
+	}
+}
+
+// readCatalog reads the services.<name>.offset keys of file. Malformed
+// JSON is reported with the file and line:column; a bad name or offset
+// with its key and value.
+func readCatalog(file string) ([]catalogEntry, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("port catalog %s does not exist", file)
+		}
+		return nil, fmt.Errorf("port catalog: %w", err)
+	}
+	flat, err := config.ParseJSON(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s:%v", file, err) // err starts with " line:col:"
+	}
+	var out []catalogEntry
+	for key, val := range flat {
+		rest, ok := strings.CutPrefix(key, "services.")
+		if !ok {
+			continue
+		}
+		name, ok := strings.CutSuffix(rest, ".offset")
+		if !ok {
+			continue
+		}
+		if !nameRule.MatchString(name) {
+			return nil, fmt.Errorf("%s: key %s: service name %q must match %s", file, key, name, nameRule)
+		}
+		o, err := strconv.Atoi(val)
+		if err != nil || o < 0 || o > maxOffset {
+			return nil, fmt.Errorf("%s: key %s: offset %q must be an integer in 0..%d", file, key, val, maxOffset)
+		}
+		out = append(out, entryFor(name, o))
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%s: no services.<name>.offset keys: not a port catalog", file)
+	}
+	slices.SortFunc(out, func(a, b catalogEntry) int {
+		return cmp.Or(cmp.Compare(a.Offset, b.Offset), cmp.Compare(a.Name, b.Name))
+	})
+	return out, nil
+}
+
+// checkCatalog returns the ports wanted by more than one listener, by
+// port, and the lowest free multiple of offsetStep (-1 if none).
+func checkCatalog(entries []catalogEntry) ([]collision, int) {
+	byPort := map[int][]portUse{}
+	for _, e := range entries {
+		for _, u := range e.uses() {
+			byPort[u.port] = append(byPort[u.port], u.use)
+		}
+	}
+	var cs []collision
+	for port, uses := range byPort {
+		if len(uses) > 1 {
+			cs = append(cs, collision{Port: port, Uses: uses})
+		}
+	}
+	slices.SortFunc(cs, func(a, b collision) int { return a.Port - b.Port })
+	next := -1
+	for o := offsetStep; o <= maxOffset; o += offsetStep {
+		free := true
+		for _, u := range entryFor("", o).uses() {
+			if _, taken := byPort[u.port]; taken {
+				free = false
+				break
+			}
+		}
+		if free {
+			next = o
+			break
+		}
+	}
+	return cs, next
+}
+
+func cmdPorts(_ context.Context, e *env, args []string) error {
+	fs := flag.NewFlagSet("ports", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print JSON")
+	pos, err := parseFlags(fs, args, portsHelp)
+	if err != nil {
+		return err
+	}
+	var file string
+	switch len(pos) {
+	case 0:
+		file = filepath.Join(cmp.Or(e.getenv("CONFIG_DIR"), "config"), "services.json")
+	case 1:
+		file = pos[0]
+	default:
+		return usagef("ports takes one FILE, got %q", pos)
+	}
+	entries, err := readCatalog(file)
+	if err != nil {
+		return err
+	}
+	cs, next := checkCatalog(entries)
+
+	if *asJSON {
+		out := map[string]any{"file": file, "services": entries, "collisions": cs, "next_free_offset": next}
+		if cs == nil {
+			out["collisions"] = []collision{}
+		}
+		if err := writeJSON(e.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		bad := map[string][]string{} // service -> ports it shares
+		for _, c := range cs {
+			for _, u := range c.Uses {
+				bad[u.Service] = append(bad[u.Service], strconv.Itoa(c.Port))
+			}
+		}
+		rows := make([][]string, 0, len(entries))
+		for _, en := range entries {
+			status := "ok"
+			if ps := bad[en.Name]; len(ps) > 0 {
+				status = "COLLIDES on " + strings.Join(slices.Compact(ps), ", ")
+			}
+			rows = append(rows, []string{en.Name, strconv.Itoa(en.Offset), strconv.Itoa(en.Admin), strconv.Itoa(en.Public), strconv.Itoa(en.Private), status})
+		}
+		if err := table(e.stdout, []string{"SERVICE", "OFFSET", "ADMIN", "PUBLIC", "PRIVATE", "STATUS"}, rows); err != nil {
+			return err
+		}
+		if next >= 0 {
+			n := entryFor("", next)
+			fmt.Fprintf(e.stdout, "next free offset: %d (admin %d, public %d, private %d)\n", next, n.Admin, n.Public, n.Private)
+		} else {
+			fmt.Fprintln(e.stdout, "next free offset: none left in 10..990")
+		}
+	}
+	if len(cs) == 0 {
+		return nil
+	}
+	lines := make([]string, len(cs))
+	for i, c := range cs {
+		lines[i] = "  " + c.String()
+	}
+	return fmt.Errorf("%s: %s:\n%s", file, plural(len(cs), "port collision"), strings.Join(lines, "\n"))
+}

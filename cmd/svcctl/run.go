@@ -1,0 +1,172 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Exit codes.
+const (
+	exitOK    = 0
+	exitError = 1 // the command failed
+	exitUsage = 2 // the command line is wrong
+)
+
+const usage = `svcctl sees and steers svc services.
+
+Usage:
+  svcctl ps [--json]                         services on this host (admin ports 4000-4999 on 127.0.0.1)
+  svcctl ls [--env E] [--json]               instances registered in etcd (ETCD_ENDPOINTS), with health
+  svcctl ports [FILE] [--json]               check a port catalog for collisions (default $CONFIG_DIR/services.json)
+  svcctl prom-sd [--env E] [--listen ADDR]   serve Prometheus http_sd_config targets of the registry
+  svcctl <service|admin-port> COMMAND ...    act on one service through its admin listener
+
+Service commands:
+  info                                   name, version, ports, pid, uptime, Go version
+  loglevel [LEVEL] [--for 5m]            show or set the log level (debug|info|warn|error)
+  config                                 effective configuration: key, value, layer
+  drain | undrain                        readiness 503 and deregister (still serving) | the reverse
+  tasks                                  the service's admin tasks
+  task NAME [k=v ...]                    run a task; its output is streamed
+  stack [--grouped]                      goroutine dump
+  memstats                               memory and GC statistics
+  gc [--free]                            force a garbage collection
+  build                                  Go version, main module, dependencies
+  registry | instance                    registry status | this instance's registry record
+  pprof PROFILE [--seconds N] [-o FILE]  save cpu, heap, allocs, goroutine, block, mutex,
+                                         threadcreate or trace; open it with go tool pprof
+  get PATH | post PATH                   any other admin endpoint (GET /admin lists them)
+
+A service is its name (found on this host as svcctl ps finds it), its admin
+port (4010) or host:port. Every service command takes --token (default
+$SVC_ADMIN_TOKEN), sent as "Authorization: Bearer <token>", and most take --json.
+
+Exit status: 0 success, 1 error, 2 usage.
+`
+
+// env is what a command reads and writes besides its arguments.
+type env struct {
+	getenv         func(string) string
+	stdout, stderr io.Writer
+}
+
+// usageError is a wrong command line: exit status 2.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{fmt.Sprintf(format, args...)}
+}
+
+// run is the whole command: main only calls os.Exit(run(...)).
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch cmd, rest := args[0], args[1:]; cmd {
+	case "help", "-h", "-help", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	case "ps":
+		err = cmdPs(ctx, e, rest)
+	case "ls":
+		err = cmdLs(ctx, e, rest)
+	case "ports":
+		err = cmdPorts(ctx, e, rest)
+	case "prom-sd":
+		err = cmdPromSD(ctx, e, rest)
+	default:
+		if strings.HasPrefix(cmd, "-") {
+			err = usagef("unknown flag %s before a command", cmd)
+			break
+		}
+		err = cmdService(ctx, e, cmd, rest)
+	}
+	return report(err, stdout, stderr)
+}
+
+// report prints err and returns the exit status for it.
+func report(err error, stdout, stderr io.Writer) int {
+	var ue *usageError
+	var he *helpError
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.As(err, &he):
+		fmt.Fprint(stdout, he.text)
+		return exitOK
+	case errors.As(err, &ue):
+		fmt.Fprintf(stderr, "svcctl: %s\nRun 'svcctl help' for usage.\n", ue.msg)
+		return exitUsage
+	default:
+		fmt.Fprintf(stderr, "svcctl: %v\n", err)
+		return exitError
+	}
+}
+
+// helpError asks report to print a command's help and exit 0.
+type helpError struct{ text string }
+
+func (e *helpError) Error() string { return "help requested" }
+
+// parseFlags parses flags anywhere among args ("loglevel debug --for 5m")
+// and returns the positional arguments. help is printed for -h.
+func parseFlags(fs *flag.FlagSet, args []string, help string) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, &helpError{help}
+			}
+			return nil, usagef("%s: %v", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// table writes rows under header, aligned in columns.
+func table(w io.Writer, header []string, rows [][]string) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	for _, r := range rows {
+		fmt.Fprintln(tw, strings.Join(r, "\t"))
+	}
+	return tw.Flush()
+}
+
+// writeJSON writes v as indented JSON.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// bytesHuman formats n bytes with a binary unit: 12.3 MiB.
+func bytesHuman(n uint64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := uint64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
