@@ -187,7 +187,7 @@ func (a *App) wire(in wireIn) error {
 		Undrain:  a.Undrain,
 		Tasks:    in.Tasks,
 		Registry: a.registryStatus,
-		Instance: func() any { return a.record() },
+		Instance: a.recordValue,
 		Token:    a.settings.AdminToken,
 		Logger:   a.log,
 	})

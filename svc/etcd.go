@@ -2,6 +2,7 @@ package svc
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -94,6 +95,15 @@ func (a *App) record() registry.Record {
 		Version:     info.Version,
 		StartedAt:   info.StartedAt,
 	}
+}
+
+// recordValue is GET /admin/instance: the record in its registry format.
+func (a *App) recordValue() any {
+	v, err := a.record().MarshalValue()
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	return json.RawMessage(v)
 }
 
 // registryStatus is GET /admin/registry.
