@@ -48,6 +48,9 @@ type Params struct {
 	// Instance, when set, serves GET /admin/instance: this instance's
 	// record as advertised in the registry.
 	Instance func() any
+	// Reload, when set, serves POST /admin/config/reload: it re-reads the
+	// configuration and answers what changed as JSON; an error is a 500.
+	Reload func(context.Context) (any, error)
 	// Token, when not empty, is required as "Authorization: Bearer <Token>".
 	Token  string
 	Logger *slog.Logger // admin actions are logged here; nil: discard
@@ -133,6 +136,9 @@ func (s *Server) routes() {
 	}
 	if s.p.Config != nil {
 		s.handle(http.MethodGet, "/admin/config", "effective configuration: key, value, layer; secrets redacted", s.config)
+	}
+	if s.p.Reload != nil {
+		s.handle(http.MethodPost, "/admin/config/reload", "re-read config files and etcd now; reports what changed, what was rejected, what needs a restart", s.reload)
 	}
 	if s.p.Drain != nil {
 		s.handle(http.MethodPost, "/admin/drain", "readiness 503 and deregister; requests are still served", s.action(s.p.Drain, "draining"))
@@ -279,6 +285,15 @@ func (s *Server) config(w http.ResponseWriter, r *http.Request) {
 		out[i] = config.Value{Key: v.Key, Value: v.Display(), Layer: v.Layer}
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+}
+
+func (s *Server) reload(w http.ResponseWriter, r *http.Request) {
+	report, err := s.p.Reload(r.Context())
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	writeJSON(w, http.StatusOK, report)
 }
 
 func (s *Server) action(f func(context.Context) error, state string) http.HandlerFunc {

@@ -20,8 +20,8 @@ type Source interface {
 	Keys() []string
 }
 
-// Map is a [Source] backed by a fixed map. Its zero value is an empty,
-// unnamed layer.
+// Map is a [Source] backed by a fixed map. Its zero value, and a nil *Map,
+// is an empty, unnamed layer.
 type Map struct {
 	name string
 	m    map[string]string
@@ -35,16 +35,29 @@ func NewMap(name string, m map[string]string) *Map {
 }
 
 // Name returns the layer's name.
-func (m *Map) Name() string { return m.name }
+func (m *Map) Name() string {
+	if m == nil {
+		return ""
+	}
+	return m.name
+}
 
 // Lookup returns the value of key.
 func (m *Map) Lookup(key string) (string, bool) {
+	if m == nil {
+		return "", false
+	}
 	v, ok := m.m[key]
 	return v, ok
 }
 
 // Keys returns the layer's keys, sorted.
-func (m *Map) Keys() []string { return slices.Sorted(maps.Keys(m.m)) }
+func (m *Map) Keys() []string {
+	if m == nil {
+		return nil
+	}
+	return slices.Sorted(maps.Keys(m.m))
+}
 
 // Env is the environment-variable layer: the value of a key is the variable
 // [EnvName](key).

@@ -24,8 +24,15 @@ func (v Value) Display() string { return Redact(v.Key, v.Value) }
 // Store resolves keys through layers of [Source]s. It is immutable and safe
 // for concurrent use; its zero value has no layers and no keys.
 type Store struct {
-	layers []Source // highest precedence first
-	keys   []string // every key a layer or a declaration knows, sorted
+	layers []Source       // highest precedence first
+	keys   []string       // every key a layer, a declaration or a pin knows, sorted
+	pins   map[string]pin // keys held at an earlier value by a [Live] reload; nil if none
+}
+
+// pin is a key's value kept from an earlier store, or its absence.
+type pin struct {
+	v  Value
+	ok bool
 }
 
 // NewStore returns a store over layers, given lowest precedence first
@@ -62,6 +69,11 @@ func (s *Store) Layers() []string {
 
 // Lookup returns key's value from the highest layer that sets it.
 func (s *Store) Lookup(key string) (Value, bool) {
+	if s.pins != nil {
+		if p, ok := s.pins[key]; ok {
+			return p.v, p.ok
+		}
+	}
 	for _, l := range s.layers {
 		if v, ok := l.Lookup(key); ok {
 			return Value{Key: key, Value: v, Layer: l.Name()}, true
@@ -92,6 +104,22 @@ func (s *Store) Prefix(prefix string) []Value {
 	return out
 }
 
+// withPins returns a copy of s in which each key of pins resolves to its
+// pin instead of through the layers.
+func (s *Store) withPins(pins map[string]pin) *Store {
+	if len(pins) == 0 {
+		return s
+	}
+	set := make(map[string]struct{}, len(s.keys)+len(pins))
+	for _, k := range s.keys {
+		set[k] = struct{}{}
+	}
+	for k := range pins {
+		set[k] = struct{}{}
+	}
+	return &Store{layers: s.layers, keys: slices.Sorted(maps.Keys(set)), pins: pins}
+}
+
 // String returns key's value, or def when no layer sets it.
 func (s *Store) String(key, def string) string {
 	if v, ok := s.Lookup(key); ok {
@@ -103,17 +131,17 @@ func (s *Store) String(key, def string) string {
 // Int returns key's value as an integer, or def when no layer sets it. A
 // value that is not an integer is a [*TypeError].
 func (s *Store) Int(key string, def int) (int, error) {
-	return get(s, key, def, "an integer", strconv.Atoi)
+	return get(s, key, def, wantInt, strconv.Atoi)
 }
 
 // Bool returns key's value as a boolean (strconv.ParseBool), or def.
 func (s *Store) Bool(key string, def bool) (bool, error) {
-	return get(s, key, def, "a boolean", strconv.ParseBool)
+	return get(s, key, def, wantBool, strconv.ParseBool)
 }
 
 // Duration returns key's value as a Go duration ("10s", "250ms"), or def.
 func (s *Store) Duration(key string, def time.Duration) (time.Duration, error) {
-	return get(s, key, def, `a duration such as "10s"`, time.ParseDuration)
+	return get(s, key, def, wantDuration, time.ParseDuration)
 }
 
 // Strings returns key's value split on commas with spaces trimmed and empty

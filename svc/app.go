@@ -24,6 +24,7 @@ import (
 
 	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/config/etcdsource"
 	"github.com/svc-dev/svc/internal/httpmw"
 	"github.com/svc-dev/svc/registry"
 )
@@ -32,7 +33,7 @@ import (
 // and stops one for a process. Start and Stop may each be called once.
 type App struct {
 	settings Settings
-	store    *config.Store
+	live     *config.Live // the configuration in force
 	log      *slog.Logger
 	level    *slog.LevelVar
 	instance *Instance
@@ -41,14 +42,16 @@ type App struct {
 	fx       *fx.App
 
 	etcd      *clientv3.Client                   // nil without etcd.endpoints
+	etcdConf  *etcdsource.Source                 // the etcd config layer; nil without etcd
 	discovery *registry.Discovery                // always set; registry-backed with etcd
 	registrar atomic.Pointer[registry.Registrar] // set at start, with etcd
 
 	servers []*server // admin, public, private
 
-	mu      sync.Mutex                    // guards drain, undrain
-	drain   []func(context.Context) error // run when draining begins (deregister)
-	undrain []func(context.Context) error // run when draining ends (register again)
+	mu       sync.Mutex                    // guards drain, undrain
+	stopping atomic.Bool                   // set when shutdown begins; undrain is refused from then on
+	drain    []func(context.Context) error // run when draining begins (deregister)
+	undrain  []func(context.Context) error // run when draining ends (register again)
 }
 
 // New assembles the service name at offset without starting it. Errors
@@ -75,6 +78,7 @@ func newApp(name string, offset int, o *options) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
+	// First pass, files and environment: etcd's own settings, the log.
 	st, err := decodeSettings(name, offset, l.dir, l.store)
 	if err != nil {
 		return nil, err
@@ -88,25 +92,22 @@ func newApp(name string, offset int, o *options) (*App, error) {
 		version = buildVersion()
 	}
 	a := &App{
-		settings: st,
-		store:    l.store,
-		level:    new(slog.LevelVar),
-		instance: newInstance(name, st.Environment, version),
-		metrics:  prometheus.NewRegistry(),
-		ready:    &readiness{timeout: 2 * time.Second},
+		level:   new(slog.LevelVar),
+		metrics: prometheus.NewRegistry(),
+		ready:   &readiness{timeout: 2 * time.Second},
 	}
 	a.level.Set(st.LogLevel)
 	a.log = newLogger(stderr, st.LogFormat, a.level, name)
-	if len(st.Etcd.Endpoints) > 0 {
-		if a.etcd, err = newEtcdClient(st.Etcd); err != nil {
-			return nil, err
-		}
+	if err := a.configure(name, offset, l, st); err != nil {
+		a.closeClients()
+		return nil, err
 	}
+	a.instance = newInstance(name, a.settings.Environment, version)
 	a.discovery = registry.NewDiscovery(registry.DiscoveryOptions{
 		Client:      a.etcd,
-		Environment: st.Environment,
+		Environment: a.settings.Environment,
 		Lookup: func(key string) (string, bool) {
-			v, ok := a.store.Lookup(key)
+			v, ok := a.live.Current().Lookup(key)
 			return v.Value, ok
 		},
 		Self:       name,
@@ -118,7 +119,7 @@ func newApp(name string, offset int, o *options) (*App, error) {
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 		fx.StartTimeout(a.startTimeout()),
 		fx.StopTimeout(a.stopTimeout()),
-		fx.Supply(a.store, a.log, a.instance, a.settings, a.discovery),
+		fx.Supply(a.live, a.live.Current(), a.log, a.instance, a.settings, a.discovery),
 		fx.Provide(func() prometheus.Registerer { return a.metrics }),
 		fx.Options(o.fx...),
 		fx.Invoke(a.wire),
@@ -182,7 +183,8 @@ func (a *App) wire(in wireIn) error {
 	adm, err := admin.New(admin.Params{
 		Info:     func() any { return a.instance.Info() },
 		Level:    a.level,
-		Config:   a.store.All,
+		Config:   func() []config.Value { return a.live.Current().All() },
+		Reload:   a.reload,
 		Drain:    a.Drain,
 		Undrain:  a.Undrain,
 		Tasks:    in.Tasks,
@@ -205,6 +207,10 @@ func (a *App) wire(in wireIn) error {
 		// Appended first, so it stops last: discovery and the etcd
 		// client outlive the servers' in-flight requests.
 		OnStop: func(context.Context) error { return a.closeClients() },
+	})
+	in.Lifecycle.Append(fx.Hook{
+		OnStart: func(context.Context) error { return a.live.Start() },
+		OnStop:  func(context.Context) error { return a.live.Close() },
 	})
 	in.Lifecycle.Append(fx.Hook{
 		OnStart: func(context.Context) error {
@@ -234,13 +240,20 @@ func (a *App) wire(in wireIn) error {
 	return nil
 }
 
-// closeClients stops discovery's watches and closes the etcd client.
+// closeClients stops discovery's watches and the etcd config layer and
+// closes the etcd client.
 func (a *App) closeClients() error {
-	err := a.discovery.Close()
-	if a.etcd != nil {
-		err = errors.Join(err, a.etcd.Close())
+	var errs []error
+	if a.discovery != nil {
+		errs = append(errs, a.discovery.Close())
 	}
-	return err
+	if a.etcdConf != nil {
+		errs = append(errs, a.etcdConf.Close())
+	}
+	if a.etcd != nil {
+		errs = append(errs, a.etcd.Close())
+	}
+	return errors.Join(errs...)
 }
 
 func (a *App) publicRouter(m *httpmw.Metrics, routes []Routes) http.Handler {
@@ -311,6 +324,7 @@ func (a *App) logStarted() {
 // beginShutdown is the first stop step: readiness 503, drain hooks
 // (deregistration), then wait shutdown.drain so that clients notice.
 func (a *App) beginShutdown(ctx context.Context) error {
+	a.stopping.Store(true)
 	a.log.Info("shutting down", "drain", a.settings.ShutdownDrain.String(), "timeout", a.settings.ShutdownTimeout.String())
 	err := a.Drain(ctx)
 	if a.settings.ShutdownDrain > 0 {
@@ -333,7 +347,11 @@ func (a *App) Drain(ctx context.Context) error {
 }
 
 // Undrain reverses Drain: ready again, undrain hooks run (re-register).
+// Once shutdown began it refuses: the instance stays draining.
 func (a *App) Undrain(ctx context.Context) error {
+	if a.stopping.Load() {
+		return errors.New("svc: shutting down; cannot undrain")
+	}
 	a.ready.draining.Store(false)
 	return a.runHooks(ctx, &a.undrain)
 }
@@ -369,8 +387,11 @@ func (a *App) Stop(ctx context.Context) error { return a.fx.Stop(ctx) }
 // Settings returns the decoded framework settings.
 func (a *App) Settings() Settings { return a.settings }
 
-// Config returns the configuration store.
-func (a *App) Config() *config.Store { return a.store }
+// Config returns the configuration in force.
+func (a *App) Config() *config.Store { return a.live.Current() }
+
+// Live returns the live configuration: reloads, subscriptions, config.NewVar.
+func (a *App) Live() *config.Live { return a.live }
 
 // Info returns the instance's description; ports are set once started.
 func (a *App) Info() Info { return a.instance.Info() }

@@ -17,8 +17,27 @@ type configFile struct {
 // layers are the configuration layers of one start, lowest first.
 type layers struct {
 	dir   string
-	files []configFile
-	store *config.Store
+	files []configFile // <name>.json, <name>.<environment>.json
+	known []string
+	conv  *config.Map
+	env   config.Env
+	top   *config.Map   // WithValues; nil without
+	store *config.Store // files and environment, without etcd
+}
+
+// live returns the live store over the same layers, with etcd (when not
+// nil) between the files and the environment.
+func (l *layers) live(etcd config.Layer, o config.LiveOptions) (*config.Live, error) {
+	o.Known = l.known
+	ls := []config.Layer{l.conv}
+	for _, f := range l.files {
+		ls = append(ls, config.NewFile(f.path))
+	}
+	ls = append(ls, etcd, l.env)
+	if l.top != nil {
+		ls = append(ls, l.top)
+	}
+	return config.NewLive(o, ls...)
 }
 
 // loadConfig builds the store: conventions < <name>.json <
@@ -30,14 +49,13 @@ func loadConfig(name string, offset int, o *options) (*layers, error) {
 	if !ok || dir == "" {
 		dir = "config"
 	}
-	l := &layers{dir: dir}
-	conv := conventions(offset)
-	env := config.NewEnv(getenv)
+	l := &layers{dir: dir, known: knownKeys(offset), conv: conventions(offset), env: config.NewEnv(getenv)}
+	conv, env, known := l.conv, l.env, l.known
 	var top config.Source
 	if o.values != nil {
-		top = config.NewMap("option", o.values)
+		l.top = config.NewMap("option", o.values)
+		top = l.top
 	}
-	known := knownKeys(offset)
 
 	base, err := l.load(filepath.Join(dir, name+".json"))
 	if err != nil {

@@ -34,9 +34,14 @@ var Module = svc.Module("example",
 // maxWork bounds /work so that a typo cannot pin a connection for hours.
 const maxWork = time.Minute
 
+// workMargin is kept between the longest /work and the public write
+// timeout, so that every accepted request gets its response.
+const workMargin = 100 * time.Millisecond
+
 // Greeter holds the example's state: how often each name was greeted.
 type Greeter struct {
 	instance *svc.Instance
+	maxWork  time.Duration // longest /work: below public.write-timeout
 
 	mu     sync.Mutex     // guards counts
 	counts map[string]int // greetings per name
@@ -44,8 +49,11 @@ type Greeter struct {
 }
 
 // NewGreeter returns a Greeter that becomes ready when the app starts.
-func NewGreeter(lc fx.Lifecycle, in *svc.Instance) *Greeter {
-	g := &Greeter{instance: in, counts: map[string]int{}}
+func NewGreeter(lc fx.Lifecycle, in *svc.Instance, st svc.Settings) *Greeter {
+	g := &Greeter{instance: in, counts: map[string]int{}, maxWork: maxWork}
+	if wt := st.Public.WriteTimeout; wt > 0 && wt-workMargin < g.maxWork {
+		g.maxWork = max(wt-workMargin, 0)
+	}
 	lc.Append(fx.StartHook(func() {
 		g.mu.Lock()
 		g.warm = true
@@ -79,8 +87,10 @@ func (g *Greeter) hello(w http.ResponseWriter, r *http.Request) {
 // graceful shutdown finish it.
 func (g *Greeter) work(w http.ResponseWriter, r *http.Request) {
 	ms, err := strconv.Atoi(r.URL.Query().Get("ms"))
-	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > maxWork {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "ms must be an integer number of milliseconds in 0..60000"})
+	if err != nil || ms < 0 || time.Duration(ms)*time.Millisecond > g.maxWork {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf(
+			"ms must be an integer number of milliseconds in 0..%d (public.write-timeout less %s)",
+			g.maxWork.Milliseconds(), workMargin)})
 		return
 	}
 	t := time.NewTimer(time.Duration(ms) * time.Millisecond)
