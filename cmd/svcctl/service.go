@@ -34,6 +34,7 @@ var serviceCmds = map[string]serviceCmd{
 	"info":     {help: "info [--json]: name, environment, version, ports, pid, uptime, Go version", run: svcInfo},
 	"loglevel": {help: "loglevel [LEVEL] [--for DURATION] [--json]: show or set the log level (debug, info, warn, error); --for reverts after DURATION", run: svcLoglevel, maxArgs: 1, setup: func(fs *flag.FlagSet) { fs.Duration("for", 0, "revert after this long") }},
 	"config":   {help: "config [--json]: effective configuration: key, value, layer (secrets redacted)", run: svcConfig},
+	"reload":   {help: "reload: re-read config files and etcd now; prints what changed, was rejected or needs a restart (JSON)", run: svcReload},
 	"drain":    {help: "drain [--json]: readiness 503 and deregister; requests are still served", run: svcAction("/admin/drain")},
 	"undrain":  {help: "undrain [--json]: ready again and registered", run: svcAction("/admin/undrain")},
 	"tasks":    {help: "tasks [--json]: the tasks the service registered", run: svcTasks},
@@ -534,4 +535,9 @@ func svcRaw(method string) func(context.Context, *env, *adminClient, *flag.FlagS
 		_, err = io.Copy(e.stdout, resp.Body)
 		return err
 	}
+}
+
+// svcReload is "reload": POST /admin/config/reload.
+func svcReload(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, _ []string, asJSON bool) error {
+	return svcRaw(http.MethodPost)(ctx, e, c, fs, []string{"/admin/config/reload"}, asJSON)
 }

@@ -51,6 +51,10 @@ func TestServiceCommands(t *testing.T) {
 		want(t, svcctl(t, env, "alpha", "loglevel", "info"), 0, "info (was warn)")
 	})
 
+	t.Run("reload", func(t *testing.T) {
+		want(t, svcctl(t, env, "alpha", "reload"), 0, `"result": "unchanged"`)
+	})
+
 	t.Run("config", func(t *testing.T) {
 		r := svcctl(t, env, "alpha", "config")
 		want(t, r, 0, "KEY", "LAYER", "admin.port", "db.password", "option")
