@@ -11,13 +11,17 @@ run: ## run the example service with no flags (admin 4010, public 8010, private 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: vet ## vet + race tests; installs nothing but Go modules
+test: lint ## lint + race tests; installs nothing but Go modules (staticcheck and etcd are built from the module proxy)
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
 
 vet:
 	$(GO) mod download
 	$(GO) vet $(PKGS)
+
+lint: vet ## go vet, gofmt, go mod tidy and staticcheck (pinned by the tool directive in go.mod)
 	@test -z "$$(gofmt -l .)" || { echo "gofmt needed:"; gofmt -l .; exit 1; }
+	$(GO) mod tidy -diff
+	$(GO) tool staticcheck $(PKGS)
 
 bench: ## benchmarks quoted in docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(BIN)/bench.txt

@@ -123,7 +123,7 @@ func parseInstance(key string, val []byte) (instance, error) {
 	host, port, err := net.SplitHostPort(raw.Addr)
 	pport, perr := strconv.Atoi(port)
 	if err != nil || perr != nil || host == "" {
-		return instance{}, fmt.Errorf("Addr %q is not host:port", raw.Addr)
+		return instance{}, fmt.Errorf("value's Addr %q is not host:port", raw.Addr)
 	}
 	md := raw.Metadata
 	in := instance{

@@ -336,7 +336,7 @@ func scrapeSD(t *testing.T, base string) []promGroup {
 			t.Fatalf("group %d is null: Prometheus rejects the whole list", i)
 		}
 		for name, value := range g.Labels {
-			if !name.IsValidLegacy() || !strings.HasPrefix(string(name), model.MetaLabelPrefix) || !value.IsValid() {
+			if !model.LegacyValidation.IsValidLabelName(string(name)) || !strings.HasPrefix(string(name), model.MetaLabelPrefix) || !value.IsValid() {
 				t.Errorf("group %d: label %s=%q: want a valid __meta_ label", i, name, value)
 			}
 		}
