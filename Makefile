@@ -6,7 +6,8 @@ PKGS    := ./...
 .PHONY: run test vet lint build bench clean etcd registry-demo
 
 run: ## run the example service with no flags (admin 4010, public 8010, private 8011)
-	$(GO) run ./cmd/example-service
+	$(GO) build -o $(BIN)/example-service ./cmd/example-service
+	exec $(BIN)/example-service
 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
