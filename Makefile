@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: run test vet lint build bench clean etcd registry-demo
+.PHONY: run test vet lint build bench clean etcd registry-demo proof fuzz
 
 run: ## run the example service with no flags (admin 4010, public 8010, private 8011)
 	$(GO) build -o $(BIN)/example-service ./cmd/example-service
@@ -12,8 +12,18 @@ run: ## run the example service with no flags (admin 4010, public 8010, private 
 build:
 	$(GO) build -o $(BIN)/ ./cmd/...
 
-test: lint ## lint + race tests; installs nothing but Go modules (staticcheck and etcd are built from the module proxy)
+test: lint ## lint + race tests + short fuzzing; needs only Go (etcd runs embedded, staticcheck comes from the module proxy)
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(MAKE) fuzz
+
+fuzz: ## short fuzzing of uri-spec expansion and config flattening
+	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime 10s -fuzzminimizetime 100x ./registry/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime 10s -fuzzminimizetime 100x ./config/
+
+proof: ## the proof under load and faults (about 2.5 minutes); report in bin/proof.md, see docs/reliability.md
+	@mkdir -p $(BIN)
+	$(GO) vet -tags proof ./internal/proof/
+	$(GO) test -tags proof -run '^TestProof$$' -count=1 -v -timeout 15m ./internal/proof/ -args -proof.out=$(CURDIR)/$(BIN)/proof.md
 
 vet:
 	$(GO) mod download

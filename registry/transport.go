@@ -3,6 +3,7 @@ package registry
 import (
 	"net/http"
 	"strings"
+	"time"
 )
 
 // Resolver resolves a service name to a base URL ("http://host:port").
@@ -13,10 +14,19 @@ type Resolver interface {
 
 var _ Resolver = (*Discovery)(nil)
 
+// DefaultMaxIdleConnsPerHost is how many idle connections per instance
+// the base transport that [NewTransport] makes keeps. net/http's default, 2,
+// is too few for a client balanced over a few instances: with more than
+// two requests in flight to one instance, nearly every request opens a new
+// connection and leaves a socket in TIME_WAIT.
+const DefaultMaxIdleConnsPerHost = 64
+
 // NewTransport returns an http.RoundTripper that sends a request for
 // "http://<service>/path" to an instance of the service, resolved by r for
 // each request (round-robin with a [Discovery]), through base. If base is
-// nil, http.DefaultTransport is used.
+// nil, NewTransport makes its own: a clone of http.DefaultTransport keeping
+// DefaultMaxIdleConnsPerHost idle connections per instance.
+// http.Client.CloseIdleConnections reaches the base transport.
 //
 // A request is resolved when its URL's scheme is http and its host is a
 // service name: no port, and it matches ^[a-z][a-z0-9-]{0,62}$, except
@@ -27,14 +37,43 @@ var _ Resolver = (*Discovery)(nil)
 // closed.
 func NewTransport(r Resolver, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
-		base = http.DefaultTransport
+		base = newBaseTransport()
 	}
 	return &transport{r: r, base: base}
+}
+
+// newBaseTransport clones http.DefaultTransport (or, if a program replaced
+// it with another type, starts from net/http's defaults) with room for
+// DefaultMaxIdleConnsPerHost idle connections per instance.
+func newBaseTransport() *http.Transport {
+	t, ok := http.DefaultTransport.(*http.Transport)
+	if ok {
+		t = t.Clone()
+	} else {
+		t = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			ForceAttemptHTTP2:     true,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   10 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		}
+	}
+	t.MaxIdleConnsPerHost = DefaultMaxIdleConnsPerHost
+	t.MaxIdleConns = max(t.MaxIdleConns, 16*DefaultMaxIdleConnsPerHost)
+	return t
 }
 
 type transport struct {
 	r    Resolver
 	base http.RoundTripper
+}
+
+// CloseIdleConnections closes the base transport's idle connections, if
+// it has such a method.
+func (t *transport) CloseIdleConnections() {
+	if c, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"sync"
 	"syscall"
+	"time"
 
 	"github.com/svc-dev/svc/config"
 )
@@ -22,13 +23,23 @@ type server struct {
 	srv     *http.Server
 	ln      net.Listener
 	done    chan struct{} // closed when Serve returns
+
+	mu    sync.Mutex             // guards fresh
+	fresh map[net.Conn]time.Time // connections that have not sent a byte yet, and when they opened
 }
 
+// freshGrace is how long shutdown lets a connection that has sent nothing
+// live. net/http's Shutdown waits up to 5s for such a connection (clients
+// pre-dial them); one that stayed silent this long during the drain is not
+// about to carry a request.
+const freshGrace = 500 * time.Millisecond
+
 func newServer(name string, cfg ServerSettings, h http.Handler, log *slog.Logger) *server {
-	return &server{
+	s := &server{
 		name:    name,
 		portKey: name + ".port",
 		cfg:     cfg,
+		fresh:   make(map[net.Conn]time.Time),
 		srv: &http.Server{
 			Handler:           h,
 			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
@@ -38,6 +49,44 @@ func newServer(name string, cfg ServerSettings, h http.Handler, log *slog.Logger
 			MaxHeaderBytes:    cfg.MaxHeaderBytes,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 		},
+	}
+	s.srv.ConnState = s.track
+	return s
+}
+
+// track remembers connections in StateNew until their first request.
+func (s *server) track(c net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.mu.Lock()
+		s.fresh[c] = time.Now()
+		s.mu.Unlock()
+	case http.StateActive, http.StateClosed, http.StateHijacked:
+		s.mu.Lock()
+		delete(s.fresh, c)
+		s.mu.Unlock()
+	}
+}
+
+// closeSilent closes the connections that have sent nothing for
+// freshGrace, every tick until stop is closed.
+func (s *server) closeSilent(stop <-chan struct{}) {
+	t := time.NewTicker(freshGrace / 5)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		for c, opened := range s.fresh {
+			if time.Since(opened) >= freshGrace {
+				_ = c.Close()
+				delete(s.fresh, c)
+			}
+		}
+		s.mu.Unlock()
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
 	}
 }
 
@@ -76,7 +125,10 @@ func (s *server) shutdown(ctx context.Context) error {
 	if s.done == nil { // bound, never served
 		return s.ln.Close()
 	}
+	stop := make(chan struct{})
+	go s.closeSilent(stop)
 	err := s.srv.Shutdown(ctx)
+	close(stop)
 	if err != nil {
 		_ = s.srv.Close()
 		err = fmt.Errorf("svc: %s server: requests still in flight when shutdown.timeout ran out; closed them: %w", s.name, err)
