@@ -90,7 +90,7 @@ var echoTask = admin.Task{
 
 var failTask = admin.Task{
 	Name: "fail", Help: "fails at once",
-	Run:  func(context.Context, url.Values, io.Writer) error { return errors.New("disk full") },
+	Run: func(context.Context, url.Values, io.Writer) error { return errors.New("disk full") },
 }
 
 var halfTask = admin.Task{

@@ -1,0 +1,5 @@
+//go:build link_fx
+
+package main
+
+import _ "go.uber.org/fx"

@@ -1,0 +1,104 @@
+package httpmw_test
+
+import (
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/svc-dev/svc/internal/httpmw"
+)
+
+// hello is the trivial handler of every throughput comparison
+// (docs/benchmarks.md); internal/bench serves the same one.
+func hello(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "hello\n")
+}
+
+// publicStack is svc's public middleware chain in the order svc's
+// publicRouter uses: request id, metrics and access log, panic recovery,
+// body limit (4 MiB, the default).
+func publicStack(b *testing.B, access bool) http.Handler {
+	m, err := httpmw.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	r := chi.NewRouter()
+	r.Use(httpmw.RequestID(),
+		httpmw.Observe("public", m, log, access),
+		httpmw.Recoverer(log),
+		httpmw.BodyLimit(4<<20))
+	r.Get("/hello/{name}", hello)
+	return r
+}
+
+func bareChi() http.Handler {
+	r := chi.NewRouter()
+	r.Get("/hello/{name}", hello)
+	return r
+}
+
+// BenchmarkChain compares svc's public middleware chain with bare chi
+// serving the same handler, in process (no network):
+//
+//	go test -run '^$' -bench Chain -benchmem -count 6 ./internal/httpmw
+func BenchmarkChain(b *testing.B) {
+	for _, bc := range []struct {
+		name string
+		h    func(*testing.B) http.Handler
+	}{
+		{"bare-chi", func(*testing.B) http.Handler { return bareChi() }},
+		{"svc-access-off", func(b *testing.B) http.Handler { return publicStack(b, false) }},
+		{"svc-access-on", func(b *testing.B) http.Handler { return publicStack(b, true) }},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			h := bc.h(b)
+			req := httptest.NewRequest(http.MethodGet, "/hello/ann", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("status %d", rec.Code)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkMiddleware measures each middleware alone around hello.
+func BenchmarkMiddleware(b *testing.B) {
+	m, err := httpmw.NewMetrics(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	for _, bc := range []struct {
+		name string
+		mw   func(http.Handler) http.Handler
+	}{
+		{"none", func(h http.Handler) http.Handler { return h }},
+		{"RequestID", httpmw.RequestID()},
+		{"Observe", httpmw.Observe("public", m, log, false)},
+		{"Observe+access", httpmw.Observe("public", m, log, true)},
+		{"Recoverer", httpmw.Recoverer(log)},
+		{"BodyLimit", httpmw.BodyLimit(4 << 20)},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := chi.NewRouter()
+			r.Use(bc.mw)
+			r.Get("/hello/{name}", hello)
+			req := httptest.NewRequest(http.MethodGet, "/hello/ann", nil)
+			b.ReportAllocs()
+			for b.Loop() {
+				r.ServeHTTP(httptest.NewRecorder(), req)
+			}
+		})
+	}
+}

@@ -1,0 +1,67 @@
+package httpmw_test
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/svc-dev/svc/internal/httpmw"
+)
+
+// readAll answers 200 with the body's length, or 413 when the body limit
+// stopped the read.
+func readAll(w http.ResponseWriter, r *http.Request) {
+	b, err := io.ReadAll(r.Body)
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		http.Error(w, "too big", http.StatusRequestEntityTooLarge)
+	case err != nil:
+		http.Error(w, err.Error(), http.StatusBadRequest)
+	default:
+		_, _ = io.WriteString(w, strings.Repeat("x", len(b)))
+	}
+}
+
+func TestBodyLimit(t *testing.T) {
+	tests := []struct {
+		name      string
+		limit     int64
+		body      string
+		chunked   bool // hide the length: ContentLength -1
+		wantCode  int
+		wantLen   int  // bytes the handler read, when 200
+		wantClose bool // Connection: close on the refusal
+	}{
+		{"under", 8, "12345", false, http.StatusOK, 5, false},
+		{"exactly", 8, "12345678", false, http.StatusOK, 8, false},
+		{"declared over", 8, "123456789", false, http.StatusRequestEntityTooLarge, 0, true},
+		{"streamed over", 8, strings.Repeat("y", 20), true, http.StatusRequestEntityTooLarge, 0, false},
+		{"streamed under", 8, "1234", true, http.StatusOK, 4, false},
+		{"no limit", 0, strings.Repeat("z", 1<<16), false, http.StatusOK, 1 << 16, false},
+		{"negative is no limit", -1, strings.Repeat("z", 100), true, http.StatusOK, 100, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := httpmw.BodyLimit(tt.limit)(http.HandlerFunc(readAll))
+			req := httptest.NewRequest(http.MethodPost, "/", strings.NewReader(tt.body))
+			if tt.chunked {
+				req.ContentLength = -1
+			}
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.wantCode {
+				t.Fatalf("POST %d bytes with limit %d: status %d; want %d", len(tt.body), tt.limit, rec.Code, tt.wantCode)
+			}
+			if tt.wantCode == http.StatusOK && rec.Body.Len() != tt.wantLen {
+				t.Errorf("handler read %d bytes; want %d", rec.Body.Len(), tt.wantLen)
+			}
+			if got := rec.Header().Get("Connection") == "close"; got != tt.wantClose {
+				t.Errorf("Connection: close = %v; want %v", got, tt.wantClose)
+			}
+		})
+	}
+}
