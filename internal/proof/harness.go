@@ -74,4 +74,3 @@ func hasKey(insts []registry.Instance, env, id string) bool {
 	}
 	return false
 }
-
