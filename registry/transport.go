@@ -1,6 +1,8 @@
 package registry
 
 import (
+	"errors"
+	"net"
 	"net/http"
 	"strings"
 	"time"
@@ -35,6 +37,13 @@ const DefaultMaxIdleConnsPerHost = 64
 // host:port. If resolving fails the error of r is returned (a
 // [*NoInstanceError] when no instance is known) and the request body is
 // closed.
+//
+// A request whose connection could not be dialed (the instance crashed and
+// its lease has not expired yet, or it stopped before its clients heard)
+// is sent again to the next instance, up to DialAttempts in all: nothing
+// was sent, so this is safe for any method. A request with a body is
+// retried only when it has GetBody (as http.NewRequest sets for in-memory
+// bodies).
 func NewTransport(r Resolver, base http.RoundTripper) http.RoundTripper {
 	if base == nil {
 		base = newBaseTransport()
@@ -63,6 +72,10 @@ func newBaseTransport() *http.Transport {
 	return t
 }
 
+// DialAttempts bounds how many instances [NewTransport] tries for one
+// request when dialing fails.
+const DialAttempts = 3
+
 type transport struct {
 	r    Resolver
 	base http.RoundTripper
@@ -80,11 +93,25 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if req.URL == nil || req.URL.Scheme != "http" || !isServiceName(req.URL.Host) {
 		return t.base.RoundTrip(req)
 	}
+	for attempt := 1; ; attempt++ {
+		out, err := t.resolve(req, attempt)
+		if err != nil {
+			if req.Body != nil {
+				req.Body.Close()
+			}
+			return nil, err
+		}
+		resp, err := t.base.RoundTrip(out)
+		if err == nil || attempt == DialAttempts || !isDialError(err) || !rewindable(req) || req.Context().Err() != nil {
+			return resp, err
+		}
+	}
+}
+
+// resolve clones req onto the next instance of its service.
+func (t *transport) resolve(req *http.Request, attempt int) (*http.Request, error) {
 	base, err := t.r.BaseURL(req.URL.Host)
 	if err != nil {
-		if req.Body != nil {
-			req.Body.Close()
-		}
 		return nil, err
 	}
 	scheme, rest, _ := strings.Cut(base, "://")
@@ -93,6 +120,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		hostport, prefix = rest[:i], strings.TrimSuffix(rest[i:], "/")
 	}
 	out := req.Clone(req.Context())
+	if attempt > 1 && req.GetBody != nil {
+		if out.Body, err = req.GetBody(); err != nil {
+			return nil, err
+		}
+	}
 	out.URL.Scheme = scheme
 	out.URL.Host = hostport
 	out.Host = ""
@@ -102,7 +134,19 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			out.URL.RawPath = prefix + out.URL.RawPath
 		}
 	}
-	return t.base.RoundTrip(out)
+	return out, nil
+}
+
+// isDialError reports whether err happened before anything was sent: the
+// connection could not be made.
+func isDialError(err error) bool {
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}
+
+// rewindable reports whether req's body can be sent again.
+func rewindable(req *http.Request) bool {
+	return req.Body == nil || req.Body == http.NoBody || req.GetBody != nil
 }
 
 // isServiceName reports whether host is a service name in the sense of the
