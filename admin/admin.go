@@ -40,9 +40,6 @@ type Params struct {
 	Drain   func(context.Context) error
 	Undrain func(context.Context) error
 	Tasks   []Task
-	// Extra mounts further read-only endpoints (GET) under /admin/, for
-	// example "registry" for the registry status; each returns JSON.
-	Extra map[string]func() any
 	// Registry, when set, serves GET /admin/registry: the registry's status.
 	Registry func() any
 	// Instance, when set, serves GET /admin/instance: this instance's
@@ -148,12 +145,6 @@ func (s *Server) routes() {
 	}
 	s.handle(http.MethodGet, "/admin/tasks", "tasks this service registered", s.listTasks)
 	s.handle(http.MethodPost, "/admin/tasks/{name}", "run a task; arguments in the query or a JSON object body", s.runTask)
-	for _, name := range slices.Sorted(maps.Keys(s.p.Extra)) {
-		f := s.p.Extra[name]
-		s.handle(http.MethodGet, "/admin/"+name, name, func(w http.ResponseWriter, r *http.Request) {
-			writeJSON(w, http.StatusOK, f())
-		})
-	}
 }
 
 // pprof mounts net/http/pprof explicitly: never through http.DefaultServeMux.

@@ -37,14 +37,14 @@ func newFixture(t *testing.T, token string, tasks ...admin.Task) *fixture {
 		config.NewMap("env", map[string]string{"admin.token": "s3cret", "etcd.password": "hunter2", "etcd.tls.key": "/k.pem"}),
 	)
 	srv, err := admin.New(admin.Params{
-		Info:    func() any { return map[string]any{"name": "example", "instance": "abc"} },
-		Level:   f.level,
-		Config:  store.All,
-		Drain:   func(context.Context) error { f.drained.Add(1); return nil },
-		Undrain: func(context.Context) error { f.undrains.Add(1); return nil },
-		Tasks:   tasks,
-		Extra:   map[string]func() any{"registry": func() any { return map[string]bool{"registered": false} }},
-		Token:   token,
+		Info:     func() any { return map[string]any{"name": "example", "instance": "abc"} },
+		Level:    f.level,
+		Config:   store.All,
+		Drain:    func(context.Context) error { f.drained.Add(1); return nil },
+		Undrain:  func(context.Context) error { f.undrains.Add(1); return nil },
+		Tasks:    tasks,
+		Registry: func() any { return map[string]bool{"registered": false} },
+		Token:    token,
 	})
 	if err != nil {
 		t.Fatalf("admin.New: %v", err)
