@@ -473,6 +473,12 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 	startCtx, cancel := context.WithTimeout(ctx, a.startTimeout())
 	defer cancel()
 	if err := a.Start(startCtx); err != nil {
+		if ctx.Err() != nil {
+			// A signal during start is a request to stop, not a failure:
+			// fx has stopped what had started.
+			a.log.Info("start interrupted by a signal; stopped")
+			return 0
+		}
 		fmt.Fprintln(stderr, startError(err))
 		return 1
 	}
@@ -487,12 +493,8 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 	return 0
 }
 
-// startError makes fx's start errors one line: a cancelled start (a signal
-// during start) says so.
+// startError makes fx's start errors one line.
 func startError(err error) string {
-	if errors.Is(err, context.Canceled) {
-		return "svc: start interrupted"
-	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return "svc: start timed out: " + err.Error()
 	}

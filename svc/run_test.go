@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"go.uber.org/fx"
 )
 
 // lockedBuilder is a strings.Builder safe for the service's goroutines to
@@ -118,6 +120,9 @@ func TestRunStopsOnCancel(t *testing.T) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+	// A cancel right after "started" may land before Start returns: run
+	// then stops what started and returns 0 all the same
+	// (TestRunSignalDuringStart).
 	cancel()
 	select {
 	case got := <-code:
@@ -131,5 +136,46 @@ func TestRunStopsOnCancel(t *testing.T) {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("log has no %s:\n%s", want, logs.String())
 		}
+	}
+}
+
+// TestRunSignalDuringStart: a signal while the service is still starting
+// (with etcd, start waits for registration: up to registry.attempts x
+// registry.interval) is a request to stop, not a startup error: what
+// started is stopped and the exit code is 0 (contract §1).
+func TestRunSignalDuringStart(t *testing.T) {
+	var stdout, logs lockedBuilder
+	inStart := make(chan struct{})
+	o := collect([]Option{
+		WithArgs(),
+		WithEnv(map[string]string{"CONFIG_DIR": t.TempDir()}),
+		WithOutput(&stdout, &logs),
+		WithValues(map[string]string{
+			"admin.port": "0", "public.port": "0", "private.port": "0",
+			"public.host": "127.0.0.1", "private.host": "127.0.0.1", "shutdown.drain": "0s",
+		}),
+		// A start hook that takes until the signal, as registration does
+		// while etcd or the health checks are slow.
+		Invoke(func(lc fx.Lifecycle) {
+			lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
+				close(inStart)
+				<-ctx.Done()
+				return ctx.Err()
+			}})
+		}),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	code := make(chan int, 1)
+	go func() { code <- run(ctx, "slowstart", 80, o) }()
+	<-inStart
+	cancel() // SIGTERM, in Run
+	select {
+	case got := <-code:
+		if got != 0 {
+			t.Errorf("run with a signal during start = %d; want 0 (a signal is not a startup error)\nlog: %s", got, logs.String())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("run did not return within 10s of a signal during start")
 	}
 }
