@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -16,11 +17,53 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec   // http_requests_total{server,method,route,code}
 	duration *prometheus.HistogramVec // http_request_duration_seconds{server,method,route}
+
+	mu     sync.RWMutex          // guards series
+	series map[seriesKey]*series // resolved children, so a request pays one map read
 }
+
+// seriesKey names the children of one request's labels. The set is bounded:
+// routes are the router's patterns, never raw paths.
+type seriesKey struct {
+	server, method, route string
+	code                  int
+}
+
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
+
+// of returns the children for k, resolving them once. The label-value
+// lookup of client_golang hashes every label on each call; this map read
+// does not allocate.
+func (m *Metrics) of(k seriesKey) *series {
+	m.mu.RLock()
+	s, ok := m.series[k]
+	m.mu.RUnlock()
+	if ok {
+		return s
+	}
+	s = &series{
+		requests: m.requests.WithLabelValues(k.server, k.method, k.route, strconv.Itoa(k.code)),
+		duration: m.duration.WithLabelValues(k.server, k.method, k.route),
+	}
+	m.mu.Lock()
+	if len(m.series) < maxSeries {
+		m.series[k] = s
+	}
+	m.mu.Unlock()
+	return s
+}
+
+// maxSeries caps the cache: a client inventing methods cannot grow it
+// without bound (the metrics themselves still count every request).
+const maxSeries = 4096
 
 // NewMetrics registers the HTTP metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
+		series: make(map[seriesKey]*series),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",
 			Help: "HTTP requests served, by server, method, route pattern and status code.",
@@ -63,8 +106,9 @@ func Observe(server string, m *Metrics, log *slog.Logger, access bool) func(http
 					}
 				}
 				elapsed := time.Since(start)
-				m.requests.WithLabelValues(server, r.Method, route, strconv.Itoa(status)).Inc()
-				m.duration.WithLabelValues(server, r.Method, route).Observe(elapsed.Seconds())
+				ser := m.of(seriesKey{server, r.Method, route, status})
+				ser.requests.Inc()
+				ser.duration.Observe(elapsed.Seconds())
 				if access && log.Enabled(r.Context(), slog.LevelInfo) {
 					log.LogAttrs(r.Context(), slog.LevelInfo, "request",
 						slog.String("server", server),
