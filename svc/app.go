@@ -474,9 +474,8 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 	defer cancel()
 	if err := a.Start(startCtx); err != nil {
 		if ctx.Err() != nil {
-			// A signal during start is a request to stop, not a failure:
-			// fx has stopped what had started.
-			a.log.Info("start interrupted by a signal; stopped")
+			// A signal during start is a request to stop, not a failure.
+			a.abortStart()
 			return 0
 		}
 		fmt.Fprintln(stderr, startError(err))
@@ -491,6 +490,24 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 		return 1
 	}
 	return 0
+}
+
+// abortStart releases what a start interrupted by a signal left behind: fx
+// rolls back with the start context, which the signal cancelled, so it runs
+// no stop hook. The framework's own parts stop here (deregister, servers,
+// watches, etcd client); the service's own stop hooks do not run, and the
+// process exits.
+func (a *App) abortStart() {
+	a.stopping.Store(true)
+	a.log.Info("shutting down", "reason", "signal during start")
+	ctx, cancel := context.WithTimeout(context.Background(), a.settings.ShutdownTimeout)
+	defer cancel()
+	err := errors.Join(a.Drain(ctx), shutdownAll(ctx, a.servers), a.live.Close(), a.closeClients())
+	if err != nil {
+		a.log.Warn("stopped after an interrupted start", "error", err)
+		return
+	}
+	a.log.Info("stopped")
 }
 
 // startError makes fx's start errors one line.

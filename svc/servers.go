@@ -122,6 +122,9 @@ func (s *server) serve(log *slog.Logger) {
 // shutdown stops accepting and waits for in-flight requests until ctx ends,
 // then closes what is left.
 func (s *server) shutdown(ctx context.Context) error {
+	if s.ln == nil { // never bound
+		return nil
+	}
 	if s.done == nil { // bound, never served
 		return s.ln.Close()
 	}
