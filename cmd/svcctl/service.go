@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/svc-dev/svc/admin"
 )
 
 var nameRule = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
@@ -365,30 +367,8 @@ func svcStack(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, _ [
 	return err
 }
 
-// memstats mirrors admin.MemStats.
-type memstats struct {
-	HeapAllocBytes    uint64    `json:"heap_alloc_bytes"`
-	HeapInuseBytes    uint64    `json:"heap_inuse_bytes"`
-	HeapIdleBytes     uint64    `json:"heap_idle_bytes"`
-	HeapReleasedBytes uint64    `json:"heap_released_bytes"`
-	HeapSysBytes      uint64    `json:"heap_sys_bytes"`
-	HeapObjects       uint64    `json:"heap_objects"`
-	StackInuseBytes   uint64    `json:"stack_inuse_bytes"`
-	SysBytes          uint64    `json:"sys_bytes"`
-	TotalAllocBytes   uint64    `json:"total_alloc_bytes"`
-	Mallocs           uint64    `json:"mallocs"`
-	Frees             uint64    `json:"frees"`
-	NextGCBytes       uint64    `json:"next_gc_bytes"`
-	NumGC             uint32    `json:"num_gc"`
-	NumForcedGC       uint32    `json:"num_forced_gc"`
-	LastGC            time.Time `json:"last_gc,omitzero"`
-	LastPause         string    `json:"last_pause"`
-	PauseTotal        string    `json:"pause_total"`
-	GCCPUFraction     float64   `json:"gc_cpu_fraction"`
-	GOGC              int64     `json:"gogc"`
-	GOMEMLIMITBytes   int64     `json:"gomemlimit_bytes"`
-	Goroutines        int       `json:"goroutines"`
-}
+// memstats is the JSON of GET /admin/memstats.
+type memstats = admin.MemStats
 
 func svcMemstats(ctx context.Context, e *env, c *adminClient, _ *flag.FlagSet, _ []string, asJSON bool) error {
 	var m memstats
