@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -272,7 +273,8 @@ func (a *App) publicRouter(m *httpmw.Metrics, routes []Routes) http.Handler {
 
 func (a *App) privateRouter(m *httpmw.Metrics, routes []Routes) http.Handler {
 	r := chi.NewRouter()
-	r.Use(httpmw.Observe("private", m, a.log, false),
+	// HEAD answers on GET routes: load balancers probe /healthz with it.
+	r.Use(middleware.GetHead, httpmw.Observe("private", m, a.log, false),
 		httpmw.Recoverer(a.log),
 		httpmw.BodyLimit(a.settings.Private.MaxBodyBytes))
 	r.NotFound(notFound)

@@ -4,6 +4,8 @@ import (
 	"io"
 	"log/slog"
 	"os"
+
+	"golang.org/x/term"
 )
 
 // newLogger returns the service's logger writing to w: JSON when format is
@@ -20,11 +22,12 @@ func newLogger(w io.Writer, format string, level *slog.LevelVar, name string) *s
 	return slog.New(h).With("service", name)
 }
 
+// isTerminal reports whether w is a terminal (an ioctl, not a file-mode
+// guess: /dev/null is a character device but no terminal).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return term.IsTerminal(int(f.Fd()))
 }
