@@ -6,7 +6,13 @@ cd "$(dirname "$0")/.."
 data=tmp/etcd-demo
 rm -rf "$data"; mkdir -p "$data"
 pids=()
-cleanup() { kill -TERM "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; }
+# Services first (they deregister), etcd last.
+cleanup() {
+  kill -TERM "${pids[@]:1}" 2>/dev/null || true
+  wait "${pids[@]:1}" 2>/dev/null || true
+  kill -TERM "${pids[0]}" 2>/dev/null || true
+  wait 2>/dev/null || true
+}
 trap cleanup EXIT INT TERM
 
 bin/etcd --name demo --data-dir "$data" \
