@@ -18,6 +18,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/svc-dev/svc/internal/etcdwatch"
 	"google.golang.org/grpc/connectivity"
 )
 
@@ -505,37 +507,16 @@ func checkTemplate(spec string) error {
 // watch keeps s.snap in line with the registry until ctx is done.
 func (d *Discovery) watch(ctx context.Context, s *service) {
 	defer d.wg.Done()
-	var once sync.Once
-	listed := func() { once.Do(func() { close(s.ready) }) }
-	defer listed()
-	bo := newBackoff(100*time.Millisecond, 5*time.Second)
-	for {
-		rev, err := d.list(ctx, s)
-		listed()
-		if err == nil {
-			d.recovered(s)
-			began := time.Now()
-			err = d.follow(ctx, s, rev+1)
-			if time.Since(began) > 10*time.Second {
-				bo.reset() // it held for a while: this is a new incident
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		d.broken(s, err)
-		t := time.NewTimer(bo.delay())
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-d.cli.Ctx().Done():
-			t.Stop()
-			d.broken(s, errClientClosed)
-			return
-		case <-t.C:
-		}
+	rev, err := d.list(ctx, s)
+	close(s.ready)
+	loop := etcdwatch.Loop{
+		List:      func(ctx context.Context) (int64, error) { return d.list(ctx, s) },
+		Follow:    func(ctx context.Context, from int64) error { return d.follow(ctx, s, from) },
+		Broken:    func(err error) { d.broken(s, err) },
+		Recovered: func() { d.recovered(s) },
+		Backoff:   etcdwatch.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second},
 	}
+	loop.Run(ctx, d.cli, rev, err)
 }
 
 // list reads all instances of s and stores them; it returns the revision

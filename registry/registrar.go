@@ -13,6 +13,8 @@ import (
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/svc-dev/svc/internal/etcdwatch"
 )
 
 // Defaults of [RegistrarOptions].
@@ -321,7 +323,7 @@ func (r *Registrar) Status() Status {
 // is closed, and closes done.
 func (r *Registrar) run(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
-	bo := newBackoff(100*time.Millisecond, r.maxBackoff)
+	bo := etcdwatch.Backoff{Min: 100 * time.Millisecond, Max: r.maxBackoff}
 	var lease clientv3.LeaseID // lease in use; 0: grant a fresh one
 	for {
 		if r.cli.Ctx().Err() != nil {
@@ -335,7 +337,7 @@ func (r *Registrar) run(ctx context.Context, done chan<- struct{}) {
 					return
 				}
 				r.failed(err)
-				if !r.sleep(ctx, bo.delay()) {
+				if !r.sleep(ctx, bo.Delay()) {
 					return
 				}
 				continue
@@ -349,7 +351,7 @@ func (r *Registrar) run(ctx context.Context, done chan<- struct{}) {
 			return
 		}
 		if time.Since(began) > 2*r.maxBackoff {
-			bo.reset() // it held for a while: this is a new incident
+			bo.Reset() // it held for a while: this is a new incident
 		}
 		r.failed(err)
 
@@ -367,11 +369,11 @@ func (r *Registrar) run(ctx context.Context, done chan<- struct{}) {
 				return
 			}
 			r.failed(err)
-			if !r.sleep(ctx, bo.delay()) {
+			if !r.sleep(ctx, bo.Delay()) {
 				return
 			}
 		}
-		if !r.sleep(ctx, bo.delay()) {
+		if !r.sleep(ctx, bo.Delay()) {
 			return
 		}
 	}

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math/rand/v2"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -19,6 +18,7 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/internal/etcdwatch"
 )
 
 // AllServices is the name under which values shared by every service are
@@ -188,33 +188,14 @@ func (s *Source) Close() error {
 // the revision after rev; when the watch or a listing fails, wait, list
 // again and watch again.
 func (s *Source) run(ctx context.Context, rev int64, err error) {
-	bo := backoff{max: s.maxBackoff}
-	for {
-		if err == nil {
-			s.recovered()
-			began := time.Now()
-			err = s.follow(ctx, rev+1)
-			if time.Since(began) > 10*time.Second {
-				bo.reset() // it held for a while: this is a new incident
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		s.broken(err, false)
-		t := time.NewTimer(bo.delay())
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return
-		case <-s.cli.Ctx().Done():
-			t.Stop()
-			s.broken(errors.New("etcd client closed"), false)
-			return
-		case <-t.C:
-		}
-		rev, err = s.list(ctx, s.listTimeout, true)
+	loop := etcdwatch.Loop{
+		List:      func(ctx context.Context) (int64, error) { return s.list(ctx, s.listTimeout, true) },
+		Follow:    s.follow,
+		Broken:    func(err error) { s.broken(err, false) },
+		Recovered: s.recovered,
+		Backoff:   etcdwatch.Backoff{Min: minBackoff, Max: s.maxBackoff},
 	}
+	loop.Run(ctx, s.cli, rev, err)
 }
 
 // list reads both prefixes at one revision, replaces the values and
@@ -376,20 +357,3 @@ func (s *Source) recovered() {
 		s.log.Info("etcd config layer connected", "keys", len(s.snap.Load().Keys()))
 	}
 }
-
-// backoff computes capped, jittered exponential delays from minBackoff:
-// each delay is drawn from [d/2, d], d doubling up to max. It is not safe
-// for concurrent use.
-type backoff struct {
-	max  time.Duration
-	next time.Duration // upper bound of the next delay; zero: minBackoff
-}
-
-func (b *backoff) delay() time.Duration {
-	d := cmp.Or(b.next, minBackoff)
-	b.next = min(2*d, max(b.max, minBackoff))
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-func (b *backoff) reset() { b.next = 0 }
