@@ -435,14 +435,26 @@ func (r *Registrar) maintain(ctx context.Context, lease clientv3.LeaseID) error 
 	}
 	r.registered(lease)
 	wch := r.cli.Watch(mctx, r.key, clientv3.WithRev(rev+1))
+	// The client closes ka once its own deadline passes, but under load
+	// that can come late; a TTL without any answer means the lease is as
+	// good as lost, whatever the client still believes.
+	ttl := time.Duration(r.ttl) * time.Second
+	lastAnswer := time.Now()
+	tick := time.NewTicker(ttl / 4)
+	defer tick.Stop()
 	for {
 		select {
 		case <-mctx.Done():
 			return mctx.Err()
+		case <-tick.C:
+			if time.Since(lastAnswer) > ttl {
+				return fmt.Errorf("registry: lease %x: no keep-alive answer for %s: %w", lease, ttl, errKeepAliveClosed)
+			}
 		case _, ok := <-ka:
 			if !ok {
 				return fmt.Errorf("registry: lease %x: %w", lease, errKeepAliveClosed)
 			}
+			lastAnswer = time.Now()
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				// The watch ended (compacted past our revision, closed):
