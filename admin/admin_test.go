@@ -19,6 +19,7 @@ import (
 
 	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/svctest"
 )
 
 // fixture is an admin server over fake service state.
@@ -220,7 +221,7 @@ func TestLogLevelForReverts(t *testing.T) {
 	if got := f.level.Level(); got != slog.LevelDebug {
 		t.Fatalf("level right after PUT = %v; want DEBUG", got)
 	}
-	waitFor(t, 5*time.Second, "the level to revert to info", func() bool { return f.level.Level() == slog.LevelInfo })
+	svctest.WaitFor(t, 5*time.Second, "the level to revert to info", func() bool { return f.level.Level() == slog.LevelInfo })
 
 	for _, bad := range []string{"soon", "-1s", "0s"} {
 		if rec := f.do(t, "PUT", "/admin/loglevel?for="+bad, "debug"); rec.Code != 400 {
@@ -374,17 +375,5 @@ func TestAuditLog(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("audit log %s; want it to contain %s", got, want)
 		}
-	}
-}
-
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

@@ -56,16 +56,16 @@ func testRoutes(r chi.Router) {
 
 // start runs a service named "test" with testRoutes on ephemeral ports and
 // returns it with its log.
-func start(t *testing.T, o svctest.Options, opts ...svc.Option) (*svctest.App, *syncBuffer) {
+func start(t *testing.T, o svctest.Options, opts ...svc.Option) (*svctest.App, *svctest.LogBuffer) {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &svctest.LogBuffer{}
 	all := append([]svc.Option{svc.PublicRoutes(testRoutes), svc.WithOutput(io.Discard, logs)}, opts...)
 	return svctest.StartWith(t, "test", 30, o, all...), logs
 }
 
 func TestPublicMiddleware(t *testing.T) {
 	app, logs := start(t, svctest.Options{Values: map[string]string{"public.max-body-bytes": "16"}})
-	c := client(t)
+	c := svctest.Client(t)
 
 	t.Run("panic is a 500 and the server goes on", func(t *testing.T) {
 		r := do(t, c, "GET", app.PublicURL+"/panic", "", "X-Request-Id", "panic-1")
@@ -75,7 +75,7 @@ func TestPublicMiddleware(t *testing.T) {
 		if r := do(t, c, "GET", app.PublicURL+"/hello/ann", ""); r.code != 200 || r.body != "hello, ann" {
 			t.Errorf("GET /hello/ann after a panic = %d %q; want 200 \"hello, ann\"", r.code, r.body)
 		}
-		waitFor(t, 5*time.Second, "the panic in the log", func() bool {
+		svctest.WaitFor(t, 5*time.Second, "the panic in the log", func() bool {
 			return strings.Contains(logs.String(), `"msg":"panic in handler"`)
 		})
 		for _, want := range []string{`"panic":"boom"`, `"request_id":"panic-1"`, `"path":"/panic"`, `"stack":"goroutine`} {
@@ -172,7 +172,7 @@ func TestPublicMiddleware(t *testing.T) {
 // http.DefaultServeMux, where importing net/http/pprof registers pprof.
 func TestNoDebugOffAdmin(t *testing.T) {
 	app, _ := start(t, svctest.Options{})
-	c := client(t)
+	c := svctest.Client(t)
 	tests := []struct{ base, path string }{
 		{app.PublicURL, "/debug/pprof/"},
 		{app.PublicURL, "/debug/pprof/heap"},
@@ -230,7 +230,7 @@ func TestReadiness(t *testing.T) {
 				opts = append(opts, svc.Readiness(c))
 			}
 			app, _ := start(t, svctest.Options{}, opts...)
-			r := do(t, client(t), "GET", app.PrivateURL+"/readyz", "")
+			r := do(t, svctest.Client(t), "GET", app.PrivateURL+"/readyz", "")
 			if r.code != tt.wantCode {
 				t.Fatalf("GET /readyz = %d %s; want %d", r.code, r.body, tt.wantCode)
 			}
@@ -257,7 +257,7 @@ func TestReadiness(t *testing.T) {
 
 func TestDrain(t *testing.T) {
 	app, _ := start(t, svctest.Options{})
-	c := client(t)
+	c := svctest.Client(t)
 	ready := func() (int, string) {
 		r := do(t, c, "GET", app.PrivateURL+"/readyz", "")
 		return r.code, decode[readyBody](t, r).Status
@@ -322,7 +322,7 @@ func series(mfs map[string]*dto.MetricFamily, name string) map[string]*dto.Metri
 
 func TestMetrics(t *testing.T) {
 	app, _ := start(t, svctest.Options{Env: map[string]string{"ENVIRONMENT": "qa"}}, svc.WithVersion("1.2.3"))
-	c := client(t)
+	c := svctest.Client(t)
 	for _, p := range []string{"/hello/ann", "/hello/bob", "/hello/ann", "/nope"} {
 		do(t, c, "GET", app.PublicURL+p, "")
 	}
@@ -364,7 +364,7 @@ func TestMetrics(t *testing.T) {
 
 func TestInfo(t *testing.T) {
 	app, _ := start(t, svctest.Options{}, svc.WithVersion("v0.1.0"))
-	c := client(t)
+	c := svctest.Client(t)
 	r := do(t, c, "GET", app.PrivateURL+"/info", "")
 	if r.code != 200 || r.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /info = %d %s; want 200 application/json", r.code, r.header.Get("Content-Type"))
@@ -403,7 +403,7 @@ func TestInfo(t *testing.T) {
 
 func TestAdminToken(t *testing.T) {
 	app, _ := start(t, svctest.Options{Values: map[string]string{"admin.host": "0.0.0.0", "admin.token": "t0ken"}})
-	c := client(t)
+	c := svctest.Client(t)
 	tests := []struct {
 		name, method, path, auth string
 		want                     int
@@ -440,7 +440,7 @@ func TestAdminConfig(t *testing.T) {
 		},
 		Values: map[string]string{"admin.token": "t0ken"},
 	})
-	r := do(t, client(t), "GET", app.AdminURL+"/admin/config", "", "Authorization", "Bearer t0ken")
+	r := do(t, svctest.Client(t), "GET", app.AdminURL+"/admin/config", "", "Authorization", "Bearer t0ken")
 	if r.code != 200 {
 		t.Fatalf("GET /admin/config = %d %s", r.code, r.body)
 	}
@@ -473,7 +473,7 @@ func TestAdminConfig(t *testing.T) {
 
 func TestLogLevelIsLive(t *testing.T) {
 	app, logs := start(t, svctest.Options{})
-	c := client(t)
+	c := svctest.Client(t)
 	ctx := context.Background()
 	if app.Logger().Enabled(ctx, -4) {
 		t.Fatalf("debug enabled at start; want info")
@@ -493,7 +493,7 @@ func TestLogLevelIsLive(t *testing.T) {
 	if after := strings.Count(logs.String(), `"msg":"request"`); after != before {
 		t.Errorf("access log written at level error")
 	}
-	waitFor(t, 5*time.Second, "the level to revert to debug", func() bool {
+	svctest.WaitFor(t, 5*time.Second, "the level to revert to debug", func() bool {
 		return decode[map[string]string](t, do(t, c, "GET", app.AdminURL+"/admin/loglevel", ""))["level"] == "debug"
 	})
 }
@@ -506,7 +506,7 @@ func TestAdminTasks(t *testing.T) {
 		return err
 	}}
 	app, _ := start(t, svctest.Options{}, svc.AdminTask(task))
-	c := client(t)
+	c := svctest.Client(t)
 	if r := do(t, c, "GET", app.AdminURL+"/admin/tasks", ""); !strings.Contains(r.body, `"name": "flush"`) {
 		t.Errorf("GET /admin/tasks = %s; want the flush task", r.body)
 	}
@@ -544,7 +544,7 @@ func TestStopFinishesInFlight(t *testing.T) {
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := client(t)
+	c := svctest.Client(t)
 	got := make(chan response, 1)
 	go func() {
 		resp, err := c.Get(svc.URL(a.PublicAddr()) + "/slow")
@@ -561,7 +561,7 @@ func TestStopFinishesInFlight(t *testing.T) {
 	go func() { stopped <- a.Stop(ctx) }()
 
 	readyz := svc.URL(a.PrivateAddr()) + "/readyz"
-	waitFor(t, 5*time.Second, "/readyz 503 while draining", func() bool {
+	svctest.WaitFor(t, 5*time.Second, "/readyz 503 while draining", func() bool {
 		resp, err := c.Get(readyz)
 		if err != nil {
 			t.Fatalf("GET /readyz during the drain: %v (listeners must serve until the drain ends)", err)
@@ -571,7 +571,7 @@ func TestStopFinishesInFlight(t *testing.T) {
 	})
 	// Release the request only once the listeners stopped accepting, so
 	// that it is Shutdown, not the drain, that waits for it.
-	waitFor(t, 5*time.Second, "the private listener to stop accepting", func() bool {
+	svctest.WaitFor(t, 5*time.Second, "the private listener to stop accepting", func() bool {
 		resp, err := c.Get(readyz)
 		if err == nil {
 			resp.Body.Close()
@@ -612,7 +612,7 @@ func TestStopTimeout(t *testing.T) {
 	if err := a.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	c := client(t)
+	c := svctest.Client(t)
 	done := make(chan error, 1)
 	go func() {
 		resp, err := c.Get(svc.URL(a.PublicAddr()) + "/hang")
@@ -657,7 +657,7 @@ func TestUndrainDuringShutdownStaysDraining(t *testing.T) {
 	if err := a.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
-	c := client(t)
+	c := svctest.Client(t)
 	stopped := make(chan error, 1)
 	go func() { stopped <- a.Stop(ctx) }()
 	defer func() {
@@ -666,7 +666,7 @@ func TestUndrainDuringShutdownStaysDraining(t *testing.T) {
 		}
 	}()
 	readyz := svc.URL(a.PrivateAddr()) + "/readyz"
-	waitFor(t, 5*time.Second, "/readyz 503 once Stop began", func() bool {
+	svctest.WaitFor(t, 5*time.Second, "/readyz 503 once Stop began", func() bool {
 		return do(t, c, "GET", readyz, "").code == http.StatusServiceUnavailable
 	})
 	do(t, c, "POST", svc.URL(a.AdminAddr())+"/admin/undrain", "")

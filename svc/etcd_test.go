@@ -38,7 +38,7 @@ func TestEtcdConfigAndRegistry(t *testing.T) {
 		Env:    map[string]string{"ETCD_ENDPOINTS": strings.Join(etcd.Endpoints(), ","), "REGISTRY_HOST": "127.0.0.1"},
 		Values: map[string]string{"registry.interval": "50ms"},
 	}, svc.WithOutput(io.Discard, io.Discard))
-	c := client(t)
+	c := svctest.Client(t)
 
 	level := func() string {
 		return decode[map[string]string](t, do(t, c, "GET", app.AdminURL+"/admin/loglevel", ""))["level"]
@@ -60,10 +60,10 @@ func TestEtcdConfigAndRegistry(t *testing.T) {
 	}
 
 	put(t, cli, "svc/dev/config/live/log.level", "error")
-	waitFor(t, time.Second, "log.level error from etcd", func() bool { return level() == "error" })
+	svctest.WaitFor(t, time.Second, "log.level error from etcd", func() bool { return level() == "error" })
 
 	put(t, cli, "svc/dev/config/live/log.level", "loud")
-	waitFor(t, 2*time.Second, "the rejection to be counted", func() bool {
+	svctest.WaitFor(t, 2*time.Second, "the rejection to be counted", func() bool {
 		return strings.Contains(do(t, c, "GET", app.PrivateURL+"/metrics", "").body, `svc_config_reloads_total{result="rejected"} 1`)
 	})
 	if got := level(); got != "error" {
@@ -76,7 +76,7 @@ func TestEtcdConfigAndRegistry(t *testing.T) {
 	// The etcd layer is fed by its watch, so a reload reports the change
 	// once the watch delivered it (at once, or within a moment).
 	put(t, cli, "svc/dev/config/live/shutdown.timeout", "3s")
-	waitFor(t, 2*time.Second, "POST /admin/config/reload to report shutdown.timeout as restart required", func() bool {
+	svctest.WaitFor(t, 2*time.Second, "POST /admin/config/reload to report shutdown.timeout as restart required", func() bool {
 		r := do(t, c, "POST", app.AdminURL+"/admin/config/reload", "")
 		return r.code == http.StatusOK && strings.Contains(r.body, `"key": "shutdown.timeout"`)
 	})
@@ -85,7 +85,7 @@ func TestEtcdConfigAndRegistry(t *testing.T) {
 	}
 
 	// Registered under svc/dev/services/live/ with the bound public port.
-	waitFor(t, 5*time.Second, "registration", func() bool {
+	svctest.WaitFor(t, 5*time.Second, "registration", func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
 		resp, err := cli.Get(ctx, "svc/dev/services/live/", clientv3.WithPrefix())
@@ -117,7 +117,7 @@ func TestEtcdUnreachableServesAnyway(t *testing.T) {
 	app := svctest.StartWith(t, "lonely", 60, svctest.Options{
 		Env: map[string]string{"ETCD_ENDPOINTS": "127.0.0.1:1", "ETCD_DIAL_TIMEOUT": "200ms"},
 	}, svc.WithOutput(io.Discard, io.Discard))
-	c := client(t)
+	c := svctest.Client(t)
 	r := do(t, c, "GET", app.PrivateURL+"/readyz", "")
 	if r.code != http.StatusOK || !strings.Contains(r.body, `"registry":{"status":"warn"`) {
 		t.Errorf("/readyz with etcd down = %d %s; want 200 with the registry check warning", r.code, r.body)

@@ -13,7 +13,7 @@ import (
 // its GET routes, with the GET status and no body.
 func TestPrivateAnswersHead(t *testing.T) {
 	app := svctest.Start(t, "heady", 70, svc.WithOutput(io.Discard, io.Discard))
-	c := client(t)
+	c := svctest.Client(t)
 	for _, path := range []string{"/healthz", "/readyz", "/info"} {
 		if r := do(t, c, http.MethodHead, app.PrivateURL+path, ""); r.code != http.StatusOK || r.body != "" {
 			t.Errorf("HEAD %s = %d %q; want 200 and no body", path, r.code, r.body)

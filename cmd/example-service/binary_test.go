@@ -15,14 +15,16 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/svc-dev/svc/svctest"
 )
 
 // proc is the built binary running in a temporary directory with an empty
 // environment.
 type proc struct {
 	cmd    *exec.Cmd
-	stdout *lockedBuffer
-	stderr *lockedBuffer
+	stdout *svctest.LogBuffer
+	stderr *svctest.LogBuffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // Wait's result, once exited is closed
 }
@@ -31,7 +33,7 @@ type proc struct {
 // environment. The process is killed when the test ends if still running.
 func startBinary(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
-	p := &proc{stdout: &lockedBuffer{}, stderr: &lockedBuffer{}, exited: make(chan struct{})}
+	p := &proc{stdout: &svctest.LogBuffer{}, stderr: &svctest.LogBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(binary, args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append([]string{}, env...) // non-nil: nothing inherited
@@ -137,7 +139,7 @@ func requireConventionalPortsFree(t *testing.T) {
 func TestBinaryConventionalPorts(t *testing.T) {
 	requireConventionalPortsFree(t)
 	p := startBinary(t, t.TempDir(), nil)
-	c := newClient(t)
+	c := svctest.Client(t)
 	p.waitReady(t, c, "http://127.0.0.1:8011/readyz")
 
 	r := do(t, c, "GET", "http://127.0.0.1:8010/hello/world", "")
@@ -203,7 +205,7 @@ func nonLoopbackIPv4() []string {
 func TestBinaryGracefulShutdown(t *testing.T) {
 	requireConventionalPortsFree(t)
 	p := startBinary(t, t.TempDir(), nil)
-	c := newClient(t)
+	c := svctest.Client(t)
 	p.waitReady(t, c, "http://127.0.0.1:8011/readyz")
 
 	type result struct {
@@ -234,7 +236,7 @@ func TestBinaryGracefulShutdown(t *testing.T) {
 		t.Fatal(err)
 	}
 	// shutdown.drain is 1s by convention: /readyz answers 503 in it.
-	waitFor(t, 5*time.Second, "/readyz 503 during the drain", func() bool {
+	svctest.WaitFor(t, 5*time.Second, "/readyz 503 during the drain", func() bool {
 		resp, err := c.Get("http://127.0.0.1:8011/readyz")
 		if err != nil {
 			t.Fatalf("GET /readyz after SIGTERM: %v (want 503 while draining)", err)
@@ -379,7 +381,7 @@ func TestBinaryBadInput(t *testing.T) {
 func TestBinarySecondSignal(t *testing.T) {
 	requireConventionalPortsFree(t)
 	p := startBinary(t, t.TempDir(), nil)
-	c := newClient(t)
+	c := svctest.Client(t)
 	p.waitReady(t, c, "http://127.0.0.1:8011/readyz")
 
 	sent := make(chan struct{})
@@ -396,7 +398,7 @@ func TestBinarySecondSignal(t *testing.T) {
 	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "/readyz 503 after SIGINT", func() bool {
+	svctest.WaitFor(t, 5*time.Second, "/readyz 503 after SIGINT", func() bool {
 		resp, err := c.Get("http://127.0.0.1:8011/readyz")
 		if err != nil {
 			t.Fatalf("GET /readyz after SIGINT: %v", err)

@@ -22,9 +22,9 @@ import (
 // TestEndpoints runs the example in process on ephemeral ports and asks
 // every endpoint of the contract.
 func TestEndpoints(t *testing.T) {
-	logs := &lockedBuffer{}
+	logs := &svctest.LogBuffer{}
 	app := svctest.Start(t, "example", 10, Module, svc.WithOutput(io.Discard, logs))
-	c := newClient(t)
+	c := svctest.Client(t)
 	info := app.Info()
 
 	t.Run("public", func(t *testing.T) {
@@ -169,7 +169,7 @@ func TestEndpoints(t *testing.T) {
 		if r := do(t, c, "PUT", app.AdminURL+"/admin/loglevel?for=50ms", "warn"); r.code != 200 {
 			t.Fatalf("PUT /admin/loglevel?for=50ms warn = %d %s", r.code, r.body)
 		}
-		waitFor(t, 5*time.Second, "the level to revert to debug", func() bool { return level() == "debug" })
+		svctest.WaitFor(t, 5*time.Second, "the level to revert to debug", func() bool { return level() == "debug" })
 		if r := do(t, c, "PUT", app.AdminURL+"/admin/loglevel", "info"); r.code != 200 {
 			t.Fatalf("PUT /admin/loglevel info = %d", r.code)
 		}
@@ -231,7 +231,7 @@ func TestEndpoints(t *testing.T) {
 
 	t.Run("access log", func(t *testing.T) {
 		do(t, c, "GET", app.PublicURL+"/hello/zoe", "", "X-Request-Id", "trace-42")
-		waitFor(t, 5*time.Second, "the access log line", func() bool { return strings.Contains(logs.String(), `"request_id":"trace-42"`) })
+		svctest.WaitFor(t, 5*time.Second, "the access log line", func() bool { return strings.Contains(logs.String(), `"request_id":"trace-42"`) })
 		for _, line := range strings.Split(logs.String(), "\n") {
 			if strings.Contains(line, `"request_id":"trace-42"`) {
 				for _, want := range []string{`"msg":"request"`, `"route":"/hello/{name}"`, `"path":"/hello/zoe"`, `"status":200`} {
@@ -250,7 +250,7 @@ func TestAdminOffLoopback(t *testing.T) {
 	app := svctest.StartWith(t, "example", 10, svctest.Options{
 		Values: map[string]string{"admin.host": "0.0.0.0", "admin.token": "t0ken-value", "etcd.password": "hunter2-value"},
 	}, Module, svc.WithOutput(io.Discard, io.Discard))
-	c := newClient(t)
+	c := svctest.Client(t)
 	bearer := []string{"Authorization", "Bearer t0ken-value"}
 	for _, tt := range []struct {
 		method, path string
@@ -347,7 +347,7 @@ func TestWorkRespectsWriteTimeout(t *testing.T) {
 	app := svctest.StartWith(t, "example", 10, svctest.Options{
 		Values: map[string]string{"public.write-timeout": "200ms"},
 	}, Module, svc.WithOutput(io.Discard, io.Discard))
-	c := newClient(t)
+	c := svctest.Client(t)
 	resp, err := c.Get(app.PublicURL + "/work?ms=400")
 	if err != nil {
 		t.Fatalf("GET /work?ms=400 with public.write-timeout 200ms: %v; want a 400 naming the limit, not a dropped connection", err)

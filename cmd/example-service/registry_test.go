@@ -24,6 +24,7 @@ import (
 
 	"github.com/svc-dev/svc/internal/etcdtest"
 	"github.com/svc-dev/svc/registry"
+	"github.com/svc-dev/svc/svctest"
 )
 
 // registryTTL is the lease TTL the processes of these tests use: etcd's
@@ -173,7 +174,7 @@ func TestRegistryProcesses(t *testing.T) {
 		}
 	}
 
-	c := newClient(t)
+	c := svctest.Client(t)
 	for _, via := range []*svcProc{a, b} {
 		seen := map[string]int{}
 		for range 10 {
@@ -239,7 +240,7 @@ func TestRegistryEtcdDownAtStart(t *testing.T) {
 	ln.Close() // nothing listens there now: connections are refused
 
 	s := startService(t, registryEnv(t, "http://"+addr))
-	c := newClient(t)
+	c := svctest.Client(t)
 	if code, body, err := fetch(c, "http://"+s.public+"/hello/x"); err != nil || code != http.StatusOK {
 		t.Fatalf("GET /hello/x with etcd down = %d %s, %v; want 200", code, body, err)
 	}

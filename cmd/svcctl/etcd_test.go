@@ -245,13 +245,13 @@ func TestLsAndPromSD(t *testing.T) {
 func startPromSD(t *testing.T, env map[string]string, args ...string) (base string, stop func() result) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(t.Context())
-	var stdout, stderr syncBuffer
+	var stdout, stderr svctest.LogBuffer
 	done := make(chan int, 1)
 	go func() {
 		done <- run(ctx, append([]string{"prom-sd", "--listen", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, &stdout, &stderr)
 	}()
 	addr := regexp.MustCompile(`at (http://127\.0\.0\.1:\d+)/`)
-	waitFor(t, 10*time.Second, "prom-sd to listen", func() bool {
+	svctest.WaitFor(t, 10*time.Second, "prom-sd to listen", func() bool {
 		select {
 		case code := <-done:
 			t.Fatalf("prom-sd exited %d: %s%s", code, stdout.String(), stderr.String())

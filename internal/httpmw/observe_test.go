@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/go-chi/chi/v5"
@@ -20,25 +19,6 @@ import (
 
 	"github.com/svc-dev/svc/internal/httpmw"
 )
-
-// syncBuffer is a bytes.Buffer safe for a server's goroutines to write
-// while the test reads.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // counts gathers http_requests_total as "server method route code" -> value.
 func counts(t *testing.T, reg *prometheus.Registry) map[string]float64 {

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/svc-dev/svc/internal/httpmw"
+	"github.com/svc-dev/svc/svctest"
 )
 
 func TestRecoverer(t *testing.T) {
@@ -121,7 +122,7 @@ func TestRecovererRepanicsErrAbortHandler(t *testing.T) {
 // 500 and the server goes on; ErrAbortHandler drops the connection with no
 // response at all.
 func TestRecovererOverHTTP(t *testing.T) {
-	var logs syncBuffer
+	var logs svctest.LogBuffer
 	log := slog.New(slog.NewJSONHandler(&logs, nil))
 	mux := http.NewServeMux()
 	mux.HandleFunc("/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })

@@ -11,10 +11,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/svc-dev/svc/svctest"
 )
 
 // Build builds the main package pkg (an import path) into a temporary
@@ -74,7 +75,7 @@ type Process struct {
 	ID, Public, Private, Admin string
 
 	cmd    *exec.Cmd
-	log    *syncBuffer
+	log    *svctest.LogBuffer
 	exited chan struct{} // closed when the process has exited
 	err    error         // Wait's result, once exited is closed
 }
@@ -96,7 +97,7 @@ func Start(t testing.TB, bin string, env []string) *Process {
 }
 
 func start(bin string, env []string) (*Process, error) {
-	p := &Process{Bin: bin, Env: env, log: &syncBuffer{}, exited: make(chan struct{})}
+	p := &Process{Bin: bin, Env: env, log: &svctest.LogBuffer{}, exited: make(chan struct{})}
 	p.cmd = exec.Command(bin)
 	p.cmd.Env = append([]string{}, env...)
 	p.cmd.Stdout = p.log
@@ -249,22 +250,4 @@ func (p *Process) Memory() (rss, hwm int64, err error) {
 		return 0, 0, fmt.Errorf("proof: no VmRSS in /proc/%d/status", p.Pid())
 	}
 	return rss, hwm, nil
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu sync.Mutex // guards b
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
