@@ -3,18 +3,17 @@ package main
 import (
 	"cmp"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
 	"go.etcd.io/etcd/client/pkg/v3/transport"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+
+	"github.com/svc-dev/svc/registry"
 )
 
 // Defaults of the etcd connection.
@@ -96,47 +95,22 @@ type instance struct {
 // servicesPrefix is where the instances of environment are registered.
 func servicesPrefix(environment string) string { return "svc/" + environment + "/services/" }
 
-// parseInstance decodes the value stored at key.
+// parseInstance decodes the value stored at key with the registry's own
+// reader (which completes what the value lacks from the key).
 func parseInstance(key string, val []byte) (instance, error) {
-	var raw struct {
-		Op       *int
-		Addr     string
-		Metadata struct {
-			Name        string `json:"name"`
-			ID          string `json:"id"`
-			Environment string `json:"environment"`
-			Host        string `json:"host"`
-			PublicPort  int    `json:"public_port"`
-			PrivatePort int    `json:"private_port"`
-			AdminPort   int    `json:"admin_port"`
-			URISpec     string `json:"uri_spec"`
-			Version     string `json:"version"`
-			StartedAt   string `json:"started_at"`
-		}
+	ri, err := registry.ParseInstance(key, val)
+	if err != nil {
+		return instance{}, fmt.Errorf("value is not registry JSON: %w", err)
 	}
-	if err := json.Unmarshal(val, &raw); err != nil {
-		return instance{}, fmt.Errorf("value is not registry JSON: %v", err)
-	}
-	if raw.Op == nil || *raw.Op != 0 {
-		return instance{}, errors.New(`value has no "Op":0`)
-	}
-	host, port, err := net.SplitHostPort(raw.Addr)
-	pport, perr := strconv.Atoi(port)
-	if err != nil || perr != nil || host == "" {
-		return instance{}, fmt.Errorf("value's Addr %q is not host:port", raw.Addr)
-	}
-	md := raw.Metadata
+	r := ri.Record
 	in := instance{
-		Key: key, Name: md.Name, ID: md.ID, Environment: md.Environment,
-		Host: cmp.Or(md.Host, host), Addr: raw.Addr, PublicPort: cmp.Or(md.PublicPort, pport),
-		PrivatePort: md.PrivatePort, AdminPort: md.AdminPort, URISpec: md.URISpec,
-		Version: md.Version, StartedAt: md.StartedAt,
+		Key: key, Name: r.Name, ID: r.ID, Environment: r.Environment,
+		Host: r.Host, Addr: ri.Addr, PublicPort: r.PublicPort,
+		PrivatePort: r.PrivatePort, AdminPort: r.AdminPort, URISpec: r.URISpec,
+		Version: r.Version,
 	}
-	// svc/<environment>/services/<name>/<id>
-	if parts := strings.SplitN(key, "/", 5); len(parts) == 5 && parts[0] == "svc" && parts[2] == "services" {
-		in.Environment = cmp.Or(in.Environment, parts[1])
-		in.Name = cmp.Or(in.Name, parts[3])
-		in.ID = cmp.Or(in.ID, parts[4])
+	if !r.StartedAt.IsZero() {
+		in.StartedAt = r.StartedAt.UTC().Format(time.RFC3339Nano)
 	}
 	return in, nil
 }
