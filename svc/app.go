@@ -46,6 +46,7 @@ type App struct {
 	etcdConf  *etcdsource.Source                 // the etcd config layer; nil without etcd
 	discovery *registry.Discovery                // always set; registry-backed with etcd
 	registrar atomic.Pointer[registry.Registrar] // set at start, with etcd
+	host      func() string                      // the advertised host, looked up once
 
 	servers []*server // admin, public, private
 
@@ -104,6 +105,7 @@ func newApp(name string, offset int, o *options) (*App, error) {
 		return nil, err
 	}
 	a.instance = newInstance(name, a.settings.Environment, version)
+	a.host = sync.OnceValue(func() string { return advertisedHost(a.settings.Registry.Host, a.log) })
 	a.discovery = registry.NewDiscovery(registry.DiscoveryOptions{
 		Client:      a.etcd,
 		Environment: a.settings.Environment,

@@ -87,7 +87,7 @@ func (a *App) record() registry.Record {
 		Name:        info.Name,
 		ID:          info.Instance,
 		Environment: info.Environment,
-		Host:        advertisedHost(a.settings.Registry.Host, a.log),
+		Host:        a.host(),
 		PublicPort:  info.Ports.Public,
 		PrivatePort: info.Ports.Private,
 		AdminPort:   info.Ports.Admin,
