@@ -3,7 +3,8 @@ package config
 import (
 	"maps"
 	"slices"
-	"strings"
+
+	"github.com/svc-dev/svc/internal/convention"
 )
 
 // Source is one layer of configuration: a named set of key/value pairs.
@@ -92,15 +93,7 @@ func (Env) Keys() []string { return nil }
 
 // EnvName returns the environment variable of key: upper-cased, with '.'
 // and '-' turned into '_'.
-func EnvName(key string) string {
-	return strings.Map(func(r rune) rune {
-		switch r {
-		case '.', '-':
-			return '_'
-		}
-		return r
-	}, strings.ToUpper(key))
-}
+func EnvName(key string) string { return convention.EnvName(key) }
 
 // MapLookup adapts a map to the lookup function [NewEnv] expects.
 func MapLookup(m map[string]string) func(string) (string, bool) {

@@ -13,9 +13,10 @@ import (
 	"testing"
 	"time"
 
+	clientv3 "go.etcd.io/etcd/client/v3"
+
 	"github.com/svc-dev/svc/internal/etcdtest"
 	"github.com/svc-dev/svc/registry"
-	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
 // discoveryOf3 starts etcd with three instances of "orders" registered and

@@ -19,13 +19,15 @@ import (
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
-	"github.com/svc-dev/svc/internal/etcdwatch"
 	"google.golang.org/grpc/connectivity"
+
+	"github.com/svc-dev/svc/internal/convention"
+	"github.com/svc-dev/svc/internal/etcdwatch"
 )
 
 // Defaults of [DiscoveryOptions].
 const (
-	DefaultEnvironment = "dev"
+	DefaultEnvironment = convention.DefaultEnvironment
 	DefaultListTimeout = 2 * time.Second
 )
 
@@ -381,7 +383,7 @@ func (d *Discovery) add(name string) (*service, error) {
 }
 
 func (d *Discovery) newService(name string) (*service, error) {
-	if v, ok := d.lookup("discovery.override." + name); ok && v != "" {
+	if v, ok := d.lookup(convention.OverrideKey(name)); ok && v != "" {
 		return d.overrideService(name, v)
 	}
 	if d.cli != nil {
@@ -393,25 +395,25 @@ func (d *Discovery) newService(name string) (*service, error) {
 		}, nil
 	}
 	host := "localhost"
-	if v, ok := d.lookup("services." + name + ".host"); ok && v != "" {
+	if v, ok := d.lookup(convention.ServiceKey(name, "host")); ok && v != "" {
 		host = v
 	}
 	offset := d.selfOffset
 	if name != d.self {
-		key := "services." + name + ".offset"
+		key := convention.ServiceKey(name, "offset")
 		v, ok := d.lookup(key)
 		if !ok || v == "" {
 			return nil, &NoInstanceError{Service: name, Err: fmt.Errorf(
 				"no registry configured, and neither discovery.override.%s nor %s is set", name, key)}
 		}
 		var err error
-		if offset, err = strconv.Atoi(v); err != nil || offset < 0 || offset > 998 {
-			return nil, fmt.Errorf("registry: %s = %q: not an offset in 0..998", key, v)
+		if offset, err = strconv.Atoi(v); err != nil || convention.CheckOffset(offset) != nil {
+			return nil, fmt.Errorf("registry: %s = %q: not an offset in 0..%d", key, v, convention.MaxOffset)
 		}
 	}
-	spec, _ := d.lookup("services." + name + ".uri-spec")
-	port := 8000 + offset
-	addr := net.JoinHostPort(host, strconv.Itoa(port))
+	spec, _ := d.lookup(convention.ServiceKey(name, "uri-spec"))
+	ports := convention.PortsOf(offset)
+	addr := net.JoinHostPort(host, strconv.Itoa(ports.Public))
 	s := &service{name: name, source: fromConvention}
 	s.snap.Store(newSnapshot([]Instance{{
 		Addr:    addr,
@@ -420,9 +422,9 @@ func (d *Discovery) newService(name string) (*service, error) {
 			Name:        name,
 			Environment: d.env,
 			Host:        host,
-			PublicPort:  port,
-			PrivatePort: port + 1,
-			AdminPort:   4000 + offset,
+			PublicPort:  ports.Public,
+			PrivatePort: ports.Private,
+			AdminPort:   ports.Admin,
 			URISpec:     spec,
 		},
 	}}, 0))

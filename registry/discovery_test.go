@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/svc-dev/svc/internal/etcdtest"
-	"github.com/svc-dev/svc/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.etcd.io/etcd/client/v3/naming/endpoints"
+
+	"github.com/svc-dev/svc/internal/etcdtest"
+	"github.com/svc-dev/svc/registry"
 )
 
 // lookup is a configuration of fixed keys.

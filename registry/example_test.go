@@ -8,8 +8,9 @@ import (
 	"net/http/httptest"
 	"time"
 
-	"github.com/svc-dev/svc/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
+
+	"github.com/svc-dev/svc/registry"
 )
 
 func ExamplePrefix() {

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/svc-dev/svc/internal/convention"
 )
 
 // Record is one instance's advertisement: what a [Registrar] writes under
@@ -33,7 +35,7 @@ type Record struct {
 // Without its trailing slash the prefix is the target of etcd's
 // naming/endpoints manager and gRPC resolver ("etcd:///svc/dev/services/orders").
 func Prefix(environment, name string) string {
-	return "svc/" + environment + "/services/" + name + "/"
+	return convention.ServicePrefix(environment, name)
 }
 
 // Key returns the instance's key: Prefix(r.Environment, r.Name) + r.ID.

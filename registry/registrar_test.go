@@ -8,10 +8,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/svc-dev/svc/internal/etcdtest"
-	"github.com/svc-dev/svc/registry"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/goleak"
+
+	"github.com/svc-dev/svc/internal/etcdtest"
+	"github.com/svc-dev/svc/registry"
 )
 
 func TestNewRegistrarRejects(t *testing.T) {

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/svc-dev/svc/internal/convention"
 )
 
 // Resolver resolves a service name to a base URL ("http://host:port").
@@ -152,14 +154,5 @@ func rewindable(req *http.Request) bool {
 // isServiceName reports whether host is a service name in the sense of the
 // contract: ^[a-z][a-z0-9-]{0,62}$, and not "localhost".
 func isServiceName(host string) bool {
-	if host == "" || len(host) > 63 || host == "localhost" || host[0] < 'a' || host[0] > 'z' {
-		return false
-	}
-	for i := 1; i < len(host); i++ {
-		c := host[i]
-		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
-			return false
-		}
-	}
-	return true
+	return host != "localhost" && convention.IsName(host)
 }

@@ -13,6 +13,7 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
 
+	"github.com/svc-dev/svc/internal/convention"
 	"github.com/svc-dev/svc/registry"
 )
 
@@ -93,7 +94,7 @@ type instance struct {
 }
 
 // servicesPrefix is where the instances of environment are registered.
-func servicesPrefix(environment string) string { return "svc/" + environment + "/services/" }
+func servicesPrefix(environment string) string { return convention.ServicesRoot(environment) }
 
 // parseInstance decodes the value stored at key with the registry's own
 // reader (which completes what the value lacks from the key).

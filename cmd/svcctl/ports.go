@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/internal/convention"
 )
 
 const portsHelp = `Usage: svcctl ports [FILE] [--json]
@@ -30,10 +31,7 @@ naming the port and the services on any collision. FILE defaults to
 $CONFIG_DIR/services.json ($CONFIG_DIR defaults to ./config).
 `
 
-const (
-	publicBase = 8000
-	offsetStep = 10 // the team convention: 10, 20, 30
-)
+const ()
 
 // catalogEntry is one service of a port catalog and its ports.
 type catalogEntry struct {
@@ -67,7 +65,8 @@ func (c collision) String() string {
 }
 
 func entryFor(name string, offset int) catalogEntry {
-	return catalogEntry{Name: name, Offset: offset, Admin: adminBase + offset, Public: publicBase + offset, Private: publicBase + offset + 1}
+	p := convention.PortsOf(offset)
+	return catalogEntry{Name: name, Offset: offset, Admin: p.Admin, Public: p.Public, Private: p.Private}
 }
 
 func (c catalogEntry) uses() []struct {
@@ -109,12 +108,12 @@ func readCatalog(file string) ([]catalogEntry, error) {
 		if !ok {
 			continue
 		}
-		if !nameRule.MatchString(name) {
-			return nil, fmt.Errorf("%s: key %s: service name %q must match %s", file, key, name, nameRule)
+		if err := convention.CheckName("service name", name); err != nil {
+			return nil, fmt.Errorf("%s: key %s: %w", file, key, err)
 		}
 		o, err := strconv.Atoi(val)
-		if err != nil || o < 0 || o > maxOffset {
-			return nil, fmt.Errorf("%s: key %s: offset %q must be an integer in 0..%d", file, key, val, maxOffset)
+		if err != nil || convention.CheckOffset(o) != nil {
+			return nil, fmt.Errorf("%s: key %s: offset %q must be an integer in 0..%d", file, key, val, convention.MaxOffset)
 		}
 		out = append(out, entryFor(name, o))
 	}
@@ -144,7 +143,7 @@ func checkCatalog(entries []catalogEntry) ([]collision, int) {
 	}
 	slices.SortFunc(cs, func(a, b collision) int { return a.Port - b.Port })
 	next := -1
-	for o := offsetStep; o <= maxOffset; o += offsetStep {
+	for o := convention.OffsetStep; o <= convention.MaxOffset; o += convention.OffsetStep {
 		free := true
 		for _, u := range entryFor("", o).uses() {
 			if _, taken := byPort[u.port]; taken {

@@ -12,12 +12,12 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/svc-dev/svc/internal/convention"
 )
 
 // The convention: admin ports are 4000+offset on loopback.
 const (
-	adminBase  = 4000
-	maxOffset  = 998
 	scanHost   = "127.0.0.1"
 	scanPorts  = "4000-4999"
 	envPorts   = "SVCCTL_PORTS" // hidden: the ports ps scans, "lo-hi" or "p1,p2,lo-hi"
@@ -280,7 +280,7 @@ func cmdPs(ctx context.Context, e *env, args []string) error {
 
 // offsetOf returns admin port - 4000, or nil outside the convention's range.
 func offsetOf(adminPort int) *int {
-	if o := adminPort - adminBase; o >= 0 && o <= maxOffset {
+	if o := adminPort - convention.AdminBase; convention.CheckOffset(o) == nil {
 		return &o
 	}
 	return nil

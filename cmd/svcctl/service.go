@@ -10,16 +10,14 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/svc-dev/svc/admin"
+	"github.com/svc-dev/svc/internal/convention"
 )
-
-var nameRule = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
 
 // serviceCmd is one command acting on a service through its admin listener.
 type serviceCmd struct {
@@ -125,7 +123,7 @@ func resolve(ctx context.Context, e *env, target, token string) (*adminClient, e
 			return client(target, ""), nil
 		}
 	}
-	if !nameRule.MatchString(target) {
+	if !convention.IsName(target) {
 		return nil, usagef("unknown command or service %q: want ps, ls, ports, prom-sd, a service name, an admin port or host:port", target)
 	}
 	s, err := newScanner(e, token)

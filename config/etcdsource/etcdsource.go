@@ -18,12 +18,13 @@ import (
 	"google.golang.org/grpc/connectivity"
 
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/internal/convention"
 	"github.com/svc-dev/svc/internal/etcdwatch"
 )
 
 // AllServices is the name under which values shared by every service are
 // kept: svc/<environment>/config/_all/<key>. No service name can take it.
-const AllServices = "_all"
+const AllServices = convention.AllServices
 
 // Defaults of [Options].
 const (
@@ -39,7 +40,7 @@ const minBackoff = 100 * time.Millisecond
 // "svc/<environment>/config/<name>/"; name AllServices gives the prefix of
 // the values every service shares.
 func Prefix(environment, name string) string {
-	return "svc/" + environment + "/config/" + name + "/"
+	return convention.ConfigPrefix(environment, name)
 }
 
 // Options configures a [Source]. The zero value uses the defaults.
