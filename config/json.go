@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -23,11 +24,15 @@ func LoadFile(path string) (*Map, error) {
 		}
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	m, err := ParseJSON(data)
+	m, lines, err := parseJSON(data)
 	if err != nil {
 		return nil, fmt.Errorf("config %s:%w", path, err)
 	}
-	return NewMap("file "+path, m), nil
+	origin := make(map[string]Origin, len(lines))
+	for k, line := range lines {
+		origin[k] = Origin{Where: path + ":" + strconv.Itoa(line)}
+	}
+	return &Map{name: "file " + path, m: m, origin: origin}, nil
 }
 
 // SyntaxError reports JSON that is malformed or not an object at the top
@@ -50,37 +55,44 @@ func (e *SyntaxError) Error() string { return fmt.Sprintf("%d:%d: %s", e.Line, e
 // Malformed JSON, trailing data and a top level that is not an object are
 // reported as a [*SyntaxError].
 func ParseJSON(data []byte) (map[string]string, error) {
+	m, _, err := parseJSON(data)
+	return m, err
+}
+
+// parseJSON is ParseJSON that also returns the line each key is set on.
+func parseJSON(data []byte) (map[string]string, map[string]int, error) {
 	// Validate the whole document first, so that a fault is reported with
 	// the position encoding/json found it at.
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		return nil, jsonError(data, err)
+		return nil, nil, jsonError(data, err)
 	}
 	end := dec.InputOffset()
 	if i := bytes.IndexFunc(data[end:], func(r rune) bool { return !isSpace(r) }); i >= 0 {
 		line, col := position(data, end+int64(i)+1)
-		return nil, &SyntaxError{Line: line, Col: col, Msg: "unexpected data after the top-level object"}
+		return nil, nil, &SyntaxError{Line: line, Col: col, Msg: "unexpected data after the top-level object"}
 	}
 	if _, ok := v.(map[string]any); !ok {
-		return nil, &SyntaxError{Line: 1, Col: 1, Msg: "the top level must be a JSON object, not " + kind(v)}
+		return nil, nil, &SyntaxError{Line: 1, Col: 1, Msg: "the top level must be a JSON object, not " + kind(v)}
 	}
 	// Then walk it in document order, so that the result does not depend
 	// on map iteration when two members name the same key.
-	f := flattener{dec: json.NewDecoder(bytes.NewReader(data)), data: data, out: make(map[string]string)}
+	f := flattener{dec: json.NewDecoder(bytes.NewReader(data)), data: data, out: make(map[string]string), lines: make(map[string]int)}
 	f.dec.UseNumber()
 	if err := f.value(""); err != nil {
-		return nil, jsonError(data, err) // not reached: data is valid JSON
+		return nil, nil, jsonError(data, err) // not reached: data is valid JSON
 	}
-	return f.out, nil
+	return f.out, f.lines, nil
 }
 
 // flattener walks a valid JSON document token by token.
 type flattener struct {
-	dec  *json.Decoder
-	data []byte
-	out  map[string]string
+	dec   *json.Decoder
+	data  []byte
+	out   map[string]string
+	lines map[string]int // the line each key of out is set on
 }
 
 // value flattens the next value into key.
@@ -90,7 +102,7 @@ func (f *flattener) value(key string) error {
 		if err := f.dec.Decode(&arr); err != nil {
 			return err
 		}
-		f.out[key] = scalar(arr)
+		f.set(key, scalar(arr))
 		return nil
 	}
 	tok, err := f.dec.Token()
@@ -117,9 +129,16 @@ func (f *flattener) value(key string) error {
 	case nil:
 		// Skipped: a null sets nothing.
 	default:
-		f.out[key] = scalar(t)
+		f.set(key, scalar(t))
 	}
 	return nil
+}
+
+// set sets key to v, on the line the decoder has reached: the line of the
+// value's last byte.
+func (f *flattener) set(key, v string) {
+	f.out[key] = v
+	f.lines[key], _ = position(f.data, f.dec.InputOffset())
 }
 
 // isSpace reports whether r is JSON white space.

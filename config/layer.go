@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"sync"
 )
 
 // Layer yields the current contents of one configuration layer. A [Live]
@@ -51,6 +52,10 @@ func (e Env) Load(context.Context) (Source, error) { return e, nil }
 // [LoadFile]). A File is safe for concurrent use.
 type File struct {
 	path string
+
+	mu        sync.Mutex // guards preload
+	preloaded *Map       // read by Preload, returned by the next Load
+	preread   bool       // Preload ran and its result waits for Load
 }
 
 // NewFile returns the layer of the JSON file at path. It reads nothing.
@@ -62,8 +67,46 @@ func (f *File) Path() string { return f.path }
 // Name returns "file <path>", the name [LoadFile] gives the layer.
 func (f *File) Name() string { return "file " + f.path }
 
-// Load reads and parses the file. A missing file returns (nil, nil).
+// Preload reads and parses the file now and keeps the result for the next
+// Load, so that a program that must look at a file before building a [Live]
+// over it (to find the environment or etcd) reads it once. A missing file
+// returns (nil, nil).
+func (f *File) Preload() (Source, error) {
+	src, err := f.read()
+	if err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.preloaded, f.preread = src, true
+	if src == nil {
+		return nil, nil
+	}
+	return src, nil
+}
+
+// Load reads and parses the file, or returns what Preload read if no Load
+// came since. A missing file returns (nil, nil).
 func (f *File) Load(context.Context) (Source, error) {
+	f.mu.Lock()
+	if f.preread {
+		m := f.preloaded
+		f.preloaded, f.preread = nil, false
+		f.mu.Unlock()
+		if m == nil {
+			return nil, nil
+		}
+		return m, nil
+	}
+	f.mu.Unlock()
+	m, err := f.read()
+	if err != nil || m == nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (f *File) read() (*Map, error) {
 	m, err := LoadFile(f.path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, nil

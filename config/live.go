@@ -59,6 +59,16 @@ type LiveOptions struct {
 	// a fifth of the longest a burst of events may delay one. If zero,
 	// DefaultDebounce.
 	Debounce time.Duration
+	// Schema, if not nil, declares the keys: their types and rules are
+	// checked at start and at every reload, keys not declared Live are
+	// startup-only, and a layer that sets an undeclared key (other than one
+	// shared by every service, [Origin].Shared) fails the start and is
+	// rejected at reload, naming the key, where it was set and the nearest
+	// declared key. Known is then the schema's keys.
+	Schema *Schema
+	// Audit, if not nil, receives one line per applied change whatever the
+	// log level: configuration changes are audit events.
+	Audit *slog.Logger
 }
 
 // Live is a store that follows its layers as they change: a [Store] whose
@@ -84,7 +94,9 @@ type LiveOptions struct {
 type Live struct {
 	layers   []Layer // lowest precedence first, nil layers dropped
 	known    []string
+	schema   *Schema // nil: nothing declared
 	log      *slog.Logger
+	audit    *slog.Logger
 	reloads  *prometheus.CounterVec
 	debounce time.Duration
 
@@ -96,6 +108,7 @@ type Live struct {
 	held     map[string]pin
 	static   []string // patterns of startup-only keys
 	checks   []check
+	groups   []groupCheck
 	hooks    []hook
 	vars     map[string][]binding // by exact key
 
@@ -108,6 +121,12 @@ type Live struct {
 type check struct {
 	pattern string
 	fn      func(string) error
+}
+
+// groupCheck validates the keys under a prefix together.
+type groupCheck struct {
+	prefix string // "hello." ; matches keys starting with it
+	fn     func(*Store) error
 }
 
 type hook struct {
@@ -128,7 +147,9 @@ type binding interface {
 func NewLive(o LiveOptions, layers ...Layer) (*Live, error) {
 	l := &Live{
 		known:    slices.Clone(o.Known),
+		schema:   o.Schema,
 		log:      o.Logger,
+		audit:    o.Audit,
 		debounce: o.Debounce,
 		held:     map[string]pin{},
 		vars:     map[string][]binding{},
@@ -136,8 +157,14 @@ func NewLive(o LiveOptions, layers ...Layer) (*Live, error) {
 	if l.log == nil {
 		l.log = slog.New(slog.DiscardHandler)
 	}
+	if l.audit == nil {
+		l.audit = l.log
+	}
 	if l.debounce <= 0 {
 		l.debounce = DefaultDebounce
+	}
+	if l.schema != nil {
+		l.known = append(l.known, l.schema.Keys()...)
 	}
 	for _, ly := range layers {
 		if ly != nil {
@@ -148,12 +175,21 @@ func NewLive(o LiveOptions, layers ...Layer) (*Live, error) {
 	l.layerErr = make([]string, len(l.layers))
 	for i, ly := range l.layers {
 		src, err := ly.Load(context.Background())
+		if err == nil {
+			src, err = l.schema.Admit(src)
+		}
 		if err != nil {
 			return nil, err
 		}
 		l.sources[i] = src
 	}
-	l.cur.Store(NewStore(l.known, l.sources...))
+	st := NewStore(l.known, l.sources...).withSchema(l.schema)
+	if l.schema != nil {
+		if err := l.schema.CheckAll(st); err != nil {
+			return nil, err
+		}
+	}
+	l.cur.Store(st)
 
 	l.reloads = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "svc_config_reloads_total",
@@ -195,6 +231,17 @@ func (l *Live) Validate(pattern string, fn func(value string) error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.checks = append(l.checks, check{pattern, fn})
+}
+
+// ValidateGroup adds a validator of the keys under prefix taken together
+// ("hello." for hello.*): when a reload changes one of them, fn gets the
+// store the reload would put in force; if it returns an error, every
+// change under prefix is rejected and the previous values stay. fn runs
+// under the reload lock, like the validators of [Live.Validate].
+func (l *Live) ValidateGroup(prefix string, fn func(*Store) error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.groups = append(l.groups, groupCheck{prefix, fn})
 }
 
 // OnChange calls fn after each reload that changes the value of the key,
@@ -317,6 +364,10 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 	for i, ly := range l.layers {
 		src, err := ly.Load(ctx)
 		if err == nil {
+			src, err = l.schema.Admit(src)
+		}
+		if err == nil {
+			l.warnFellBack(ly, sources[i], src)
 			if l.layerErr[i] != "" {
 				l.log.Info("config: layer readable again", "layer", ly.Name())
 				l.layerErr[i] = ""
@@ -326,7 +377,8 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 		}
 		rep.Rejected = append(rep.Rejected, Rejection{Layer: ly.Name(), Err: err})
 		var syn *SyntaxError
-		content := errors.As(err, &syn)
+		var und *UndeclaredError
+		content := errors.As(err, &syn) || errors.As(err, &und)
 		if !content {
 			failed = append(failed, err)
 		}
@@ -354,6 +406,20 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 			rep.Changed = append(rep.Changed, c)
 			continue
 		}
+		if nok {
+			if err := l.checkLocked(nv); err != nil {
+				pins[k] = pin{ov, ook}
+				held[k] = pin{nv, nok}
+				rep.Rejected = append(rep.Rejected, Rejection{Key: k, Value: nv.Value, Layer: nv.Layer, Err: err})
+				if l.held[k] != held[k] {
+					rejected = true
+					l.log.Warn("config: rejected a new value; the previous value stays in force",
+						"key", k, "value", shown(nv.Display()), "layer", nv.Layer,
+						"in_force", displayOf(ov, ook), "in_force_layer", ov.Layer, "err", err)
+				}
+				continue
+			}
+		}
 		if l.isStatic(k) {
 			pins[k] = pin{ov, ook}
 			held[k] = pin{nv, nok}
@@ -366,32 +432,19 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 			}
 			continue
 		}
-		if nok {
-			if err := l.checkLocked(nv); err != nil {
-				pins[k] = pin{ov, ook}
-				held[k] = pin{nv, nok}
-				rep.Rejected = append(rep.Rejected, Rejection{Key: k, Value: nv.Value, Layer: nv.Layer, Err: err})
-				if l.held[k] != held[k] {
-					rejected = true
-					l.log.Warn("config: rejected a new value; the previous value stays in force",
-						"key", k, "value", nv.Display(), "layer", nv.Layer,
-						"in_force", displayOf(ov, ook), "in_force_layer", ov.Layer, "err", err)
-				}
-				continue
-			}
-		}
 		rep.Changed = append(rep.Changed, c)
 		applied = append(applied, c)
 	}
+	applied = l.checkGroups(cand, old, pins, held, applied, &rep, &rejected)
 
-	l.cur.Store(cand.withPins(pins))
+	l.cur.Store(cand.withSchema(l.schema).withPins(pins))
 	l.sources = sources
 	l.held = held
 	for _, c := range applied {
 		for _, b := range l.vars[c.Key] {
 			b.set(c.New)
 		}
-		l.log.Info("config: value changed", "key", c.Key,
+		l.audit.Info("config: value changed", "audit", true, "key", c.Key,
 			"value", displayOf(deref(c.New)), "layer", layerOf(c.New),
 			"previous", displayOf(deref(c.Old)), "previous_layer", layerOf(c.Old))
 	}
@@ -422,8 +475,60 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 	return rep, nil
 }
 
-// checkLocked runs the validators and Var parsers of v's key.
+// checkGroups runs the group validators whose prefix an applied change
+// falls under, on the store the reload would put in force; a failing group
+// has all its changes rejected (pinned to their previous values). It
+// returns the changes still applied.
+func (l *Live) checkGroups(cand, old *Store, pins, held map[string]pin, applied []Change, rep *Report, rejected *bool) []Change {
+	for _, g := range l.groups {
+		if !slices.ContainsFunc(applied, func(c Change) bool { return strings.HasPrefix(c.Key, g.prefix) }) {
+			continue
+		}
+		err := g.fn(cand.withSchema(l.schema).withPins(pins))
+		if err == nil {
+			continue
+		}
+		kept := applied[:0]
+		for _, c := range applied {
+			if !strings.HasPrefix(c.Key, g.prefix) {
+				kept = append(kept, c)
+				continue
+			}
+			ov, ook := old.Lookup(c.Key)
+			nv, nok := deref(c.New)
+			pins[c.Key] = pin{ov, ook}
+			held[c.Key] = pin{nv, nok}
+			rep.Rejected = append(rep.Rejected, Rejection{Key: c.Key, Value: nv.Value, Layer: nv.Layer, Err: err})
+			rep.Changed = slices.DeleteFunc(rep.Changed, func(x Change) bool { return x.Key == c.Key })
+			if l.held[c.Key] != held[c.Key] {
+				*rejected = true
+				l.log.Warn("config: rejected a new value; the previous value stays in force",
+					"key", c.Key, "value", shown(nv.Display()), "layer", nv.Layer, "err", err)
+			}
+		}
+		applied = kept
+	}
+	return applied
+}
+
+// warnFellBack logs, when a file layer that set keys is gone, the keys
+// that now fall back to lower layers.
+func (l *Live) warnFellBack(ly Layer, before, now Source) {
+	f, ok := ly.(*File)
+	if !ok || before == nil || now != nil {
+		return
+	}
+	if keys := before.Keys(); len(keys) > 0 {
+		l.log.Warn("config: a file was removed; its keys fall back to lower layers",
+			"file", f.Path(), "keys", keys)
+	}
+}
+
+// checkLocked runs the schema, the validators and Var parsers of v's key.
 func (l *Live) checkLocked(v Value) error {
+	if err := l.schema.Check(v); err != nil {
+		return err
+	}
 	for _, c := range l.checks {
 		if match(c.pattern, v.Key) {
 			if err := c.fn(v.Value); err != nil {
@@ -455,6 +560,9 @@ func valueError(v Value, err error) error {
 }
 
 func (l *Live) isStatic(key string) bool {
+	if d, ok := l.schema.Lookup(key); ok && !d.Live {
+		return true
+	}
 	for _, p := range l.static {
 		if match(p, key) {
 			return true
@@ -504,5 +612,17 @@ func displayOf(v Value, ok bool) string {
 	if !ok {
 		return "(not set)"
 	}
-	return v.Display()
+	return shown(v.Display())
+}
+
+// maxShown bounds a value in a log line: one huge value must not make a
+// huge line.
+const maxShown = 256
+
+// shown returns s, cut to maxShown bytes with a note of its length.
+func shown(s string) string {
+	if len(s) <= maxShown {
+		return s
+	}
+	return fmt.Sprintf("%s... (%d bytes)", strings.ToValidUTF8(s[:maxShown], ""), len(s))
 }

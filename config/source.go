@@ -24,8 +24,58 @@ type Source interface {
 // Map is a [Source] backed by a fixed map. Its zero value, and a nil *Map,
 // is an empty, unnamed layer.
 type Map struct {
-	name string
-	m    map[string]string
+	name   string
+	m      map[string]string
+	origin map[string]Origin // where each key was set; nil if unknown
+}
+
+// Origin says where a layer set a key: a file's path and line, or an etcd
+// key, and whether the value is set for every service of the environment
+// (etcd's _all prefix), so that a service that does not declare the key
+// ignores it instead of refusing it.
+type Origin struct {
+	Where  string
+	Shared bool
+}
+
+// NewMapOrigins returns a layer named name holding a copy of m, which
+// remembers where each key was set (see [Map.Origin]).
+func NewMapOrigins(name string, m map[string]string, origin map[string]Origin) *Map {
+	return &Map{name: name, m: maps.Clone(m), origin: maps.Clone(origin)}
+}
+
+// Origin returns where key was set, if the layer knows.
+func (m *Map) Origin(key string) (Origin, bool) {
+	if m == nil {
+		return Origin{}, false
+	}
+	o, ok := m.origin[key]
+	return o, ok
+}
+
+// originOf returns where src set key, when src can tell.
+func originOf(src Source, key string) (Origin, bool) {
+	if o, ok := src.(interface{ Origin(string) (Origin, bool) }); ok {
+		return o.Origin(key)
+	}
+	return Origin{}, false
+}
+
+// without returns a copy of src's contents without keys, under the same
+// name and origins.
+func without(src Source, keys []string) *Map {
+	m := map[string]string{}
+	origin := map[string]Origin{}
+	for _, k := range src.Keys() {
+		if slices.Contains(keys, k) {
+			continue
+		}
+		m[k], _ = src.Lookup(k)
+		if o, ok := originOf(src, k); ok {
+			origin[k] = o
+		}
+	}
+	return &Map{name: src.Name(), m: m, origin: origin}
 }
 
 var _ Source = (*Map)(nil)

@@ -15,11 +15,19 @@ type Value struct {
 	Key   string `json:"key"`
 	Value string `json:"value"`
 	Layer string `json:"layer"`
+
+	secret bool // declared secret (a Store with a Schema sets it)
 }
 
 // Display returns the value as it may be shown to a person: redacted when
-// the key names a secret (see [IsSecret]).
-func (v Value) Display() string { return Redact(v.Key, v.Value) }
+// the key is declared secret or named like one ([IsSecret]), and otherwise
+// with embedded credentials redacted ([RedactValue]).
+func (v Value) Display() string {
+	if v.secret && v.Value != "" {
+		return redacted
+	}
+	return Redact(v.Key, v.Value)
+}
 
 // Store resolves keys through layers of [Source]s. It is immutable and safe
 // for concurrent use; its zero value has no layers and no keys.
@@ -27,6 +35,7 @@ type Store struct {
 	layers []Source       // highest precedence first
 	keys   []string       // every key a layer, a declaration or a pin knows, sorted
 	pins   map[string]pin // keys held at an earlier value by a [Live] reload; nil if none
+	schema *Schema        // the declared keys, for secrets; nil if none
 }
 
 // pin is a key's value kept from an earlier store, or its absence.
@@ -58,6 +67,12 @@ func NewStore(known []string, layers ...Source) *Store {
 	return s
 }
 
+// withSchema returns s, marking the values of keys sch declares secret.
+func (s *Store) withSchema(sch *Schema) *Store {
+	s.schema = sch
+	return s
+}
+
 // Layers returns the store's layer names, lowest precedence first.
 func (s *Store) Layers() []string {
 	names := make([]string, 0, len(s.layers))
@@ -76,7 +91,7 @@ func (s *Store) Lookup(key string) (Value, bool) {
 	}
 	for _, l := range s.layers {
 		if v, ok := l.Lookup(key); ok {
-			return Value{Key: key, Value: v, Layer: l.Name()}, true
+			return Value{Key: key, Value: v, Layer: l.Name(), secret: s.schema != nil && s.schema.secret(key)}, true
 		}
 	}
 	return Value{}, false
@@ -117,7 +132,7 @@ func (s *Store) withPins(pins map[string]pin) *Store {
 	for k := range pins {
 		set[k] = struct{}{}
 	}
-	return &Store{layers: s.layers, keys: slices.Sorted(maps.Keys(set)), pins: pins}
+	return &Store{layers: s.layers, keys: slices.Sorted(maps.Keys(set)), pins: pins, schema: s.schema}
 }
 
 // String returns key's value, or def when no layer sets it.
@@ -210,26 +225,6 @@ func layerLabel(v Value) string {
 		return "env " + EnvName(v.Key)
 	}
 	return v.Layer
-}
-
-// IsSecret reports whether key's value must be redacted when shown: its last
-// segment contains "password", "secret", "token" or "key".
-func IsSecret(key string) bool {
-	last := key[strings.LastIndexByte(key, '.')+1:]
-	for _, w := range []string{"password", "secret", "token", "key"} {
-		if strings.Contains(last, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// Redact returns value, or "[redacted]" when key names a secret.
-func Redact(key, value string) string {
-	if IsSecret(key) && value != "" {
-		return "[redacted]"
-	}
-	return value
 }
 
 // ErrNotSet is returned by [Store.Require] for a key no layer sets.

@@ -99,6 +99,7 @@ const (
 	wantInt      = "an integer"
 	wantBool     = "a boolean"
 	wantDuration = `a duration such as "10s"`
+	wantURL      = "an absolute URL such as http://host:port"
 )
 
 // ParseInt parses a decimal integer, ignoring surrounding space. Its error

@@ -6,62 +6,58 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
-	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/config"
-	"github.com/svc-dev/svc/config/etcdsource"
-	"github.com/svc-dev/svc/internal/httpmw"
-	"github.com/svc-dev/svc/registry"
 )
 
-// App is one assembled service. Build it with [New]; [Run] builds, starts
-// and stops one for a process. Start and Stop may each be called once.
+// App is one assembled service: the fx application and accessors to what
+// it built. Build it with [New]; [Run] builds, starts and stops one for a
+// process. Start and Stop may each be called once.
 type App struct {
-	settings Settings
-	live     *config.Live // the configuration in force
-	log      *slog.Logger
-	level    *slog.LevelVar
-	instance *Instance
-	metrics  *prometheus.Registry
-	ready    *readiness
-	fx       *fx.App
+	fx    *fx.App
+	parts parts           // populated by fx at New
+	hooks *frameworkHooks // the framework's started hooks, for abortStart
+	logs  *logs
+	fatal *fatal
+}
 
-	etcd      *clientv3.Client                   // nil without etcd.endpoints
-	etcdConf  *etcdsource.Source                 // the etcd config layer; nil without etcd
-	discovery *registry.Discovery                // always set; registry-backed with etcd
-	registrar atomic.Pointer[registry.Registrar] // set at start, with etcd
-	host      func() string                      // the advertised host, looked up once
+// fatal is how a component that fails while serving stops the app: one
+// dies, all stop (as oklog/run does). Run waits on it beside the signals.
+type fatal struct {
+	once sync.Once
+	ch   chan error // receives the first failure
+}
 
-	servers []*server // admin, public, private
+func newFatal() *fatal { return &fatal{ch: make(chan error, 1)} }
 
-	mu       sync.Mutex                    // guards drain, undrain
-	stopping atomic.Bool                   // set when shutdown begins; undrain is refused from then on
-	drain    []func(context.Context) error // run when draining begins (deregister)
-	undrain  []func(context.Context) error // run when draining ends (register again)
+// fail reports err; only the first report counts.
+func (f *fatal) fail(err error) { f.once.Do(func() { f.ch <- err }) }
+
+// parts are the components the accessors read.
+type parts struct {
+	fx.In
+	Settings  Settings
+	Live      *config.Live
+	Instance  *Instance
+	Listeners *listeners
+	Drainer   *drainer
 }
 
 // New assembles the service name at offset without starting it. Errors
-// (a bad name or offset, malformed config, a value of the wrong type, a
-// broken fx graph) are returned as one clear message.
+// (a bad name or offset, malformed config, an undeclared key, a value of
+// the wrong type, a broken fx graph) are returned as one clear message.
 func New(name string, offset int, opts ...Option) (*App, error) {
-	o := collect(opts)
-	return newApp(name, offset, o)
+	return newApp(name, offset, collect(opts))
 }
 
 func collect(opts []Option) *options {
@@ -72,311 +68,76 @@ func collect(opts []Option) *options {
 	return o
 }
 
+// schemaOf declares the framework's keys and the service's.
+func schemaOf(offset int, o *options) (*config.Schema, error) {
+	decls := frameworkKeys(offset)
+	for k, v := range o.defs {
+		i := slices.IndexFunc(decls, func(d config.Decl) bool { return d.Key == k })
+		if i < 0 {
+			return nil, fmt.Errorf("svc.Defaults: %s is not a framework key (declare a service's own keys with svc.Config)", k)
+		}
+		decls[i].Default = v
+	}
+	s, err := config.NewSchema(decls...)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.Declare(o.decls...); err != nil {
+		return nil, fmt.Errorf("svc: %w (a service key must not repeat a framework key)", err)
+	}
+	return s, nil
+}
+
 func newApp(name string, offset int, o *options) (*App, error) {
 	if err := validate(name, offset); err != nil {
 		return nil, err
 	}
-	l, err := loadConfig(name, offset, o)
+	if err := errors.Join(o.errs...); err != nil {
+		return nil, err
+	}
+	schema, err := schemaOf(offset, o)
 	if err != nil {
 		return nil, err
 	}
-	// First pass, files and environment: etcd's own settings, the log.
-	st, err := decodeSettings(name, offset, l.dir, l.store)
+	l, err := bootstrap(name, schema, o)
 	if err != nil {
 		return nil, err
-	}
-	stderr := o.stderr
-	if stderr == nil {
-		stderr = os.Stderr
 	}
 	version := o.version
 	if version == "" {
 		version = buildVersion()
 	}
 	a := &App{
-		level:   new(slog.LevelVar),
-		metrics: prometheus.NewRegistry(),
-		ready:   &readiness{timeout: 2 * time.Second},
+		logs:  newLogs(o.stderrOr(), name),
+		hooks: &frameworkHooks{},
+		fatal: newFatal(),
 	}
-	a.level.Set(st.LogLevel)
-	a.log = newLogger(stderr, st.LogFormat, a.level, name)
-	if err := a.configure(name, offset, l, st); err != nil {
-		a.closeClients()
-		return nil, err
-	}
-	a.instance = newInstance(name, a.settings.Environment, version)
-	a.host = sync.OnceValue(func() string { return advertisedHost(a.settings.Registry.Host, a.log) })
-	a.discovery = registry.NewDiscovery(registry.DiscoveryOptions{
-		Client:      a.etcd,
-		Environment: a.settings.Environment,
-		Lookup: func(key string) (string, bool) {
-			v, ok := a.live.Current().Lookup(key)
-			return v.Value, ok
-		},
-		Self:       name,
-		SelfOffset: offset,
-		Logger:     a.log,
-	})
-
+	reg := prometheus.NewRegistry()
 	a.fx = fx.New(
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
-		fx.StartTimeout(a.startTimeout()),
-		fx.StopTimeout(a.stopTimeout()),
-		fx.Supply(a.live, a.live.Current(), a.log, a.instance, a.settings, a.discovery),
-		fx.Provide(func() prometheus.Registerer { return a.metrics }),
+		fx.Supply(l, a.logs, a.logs.log, a.hooks, a.fatal, reg, schema, identity{name: name, offset: offset, version: version}),
+		fx.Provide(func() prometheus.Registerer { return reg }),
 		fx.Options(o.fx...),
-		fx.Invoke(a.wire),
+		frameworkModule,
+		fx.Populate(&a.parts),
 	)
 	if err := a.fx.Err(); err != nil {
-		a.closeClients()
-		return nil, fmt.Errorf("svc: assemble %s: %w", name, err)
+		a.abortStart()
+		return nil, assemblyError(name, err)
 	}
 	return a, nil
 }
 
 // startTimeout covers the health-gated registration and an etcd dial.
 func (a *App) startTimeout() time.Duration {
-	r := a.settings.Registry
-	return time.Duration(r.Attempts)*r.Interval + a.settings.Etcd.DialTimeout + 15*time.Second
+	r := a.parts.Settings.Registry
+	return time.Duration(r.Attempts)*r.Interval + a.parts.Settings.Etcd.DialTimeout + 15*time.Second
 }
 
 // stopTimeout covers drain and shutdown, with room for stop hooks.
 func (a *App) stopTimeout() time.Duration {
-	return a.settings.ShutdownDrain + a.settings.ShutdownTimeout + 5*time.Second
-}
-
-type wireIn struct {
-	fx.In
-	Lifecycle fx.Lifecycle
-	Public    []Routes     `group:"svc.public"`
-	Private   []Routes     `group:"svc.private"`
-	Checks    []Check      `group:"svc.checks"`
-	Tasks     []admin.Task `group:"svc.tasks"`
-}
-
-// wire builds the three servers and appends the lifecycle hooks in order:
-// bind, serve, (register), drain. fx runs OnStop hooks in reverse, so a
-// stop drains (readiness 503, deregister, wait shutdown.drain) before the
-// servers stop accepting and finish in-flight requests.
-func (a *App) wire(in wireIn) error {
-	for _, c := range in.Checks {
-		if c.Name == "" || c.Func == nil {
-			return errors.New("svc: a readiness check needs a Name and a Func")
-		}
-	}
-	a.ready.checks = in.Checks
-
-	httpMetrics, err := httpmw.NewMetrics(a.metrics)
-	if err != nil {
-		return fmt.Errorf("svc: metrics: %w", err)
-	}
-	a.metrics.MustRegister(
-		collectors.NewGoCollector(),
-		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-	)
-	info := a.instance.Info()
-	infoGauge := prometheus.NewGauge(prometheus.GaugeOpts{
-		Name:        "svc_info",
-		Help:        "Constant 1, labelled with the service's name, environment and version.",
-		ConstLabels: prometheus.Labels{"name": info.Name, "environment": info.Environment, "version": info.Version},
-	})
-	infoGauge.Set(1)
-	a.metrics.MustRegister(infoGauge)
-
-	adm, err := admin.New(admin.Params{
-		Info:     func() any { return a.instance.Info() },
-		Level:    a.level,
-		Config:   func() []config.Value { return a.live.Current().All() },
-		Reload:   a.reload,
-		Drain:    a.Drain,
-		Undrain:  a.Undrain,
-		Tasks:    in.Tasks,
-		Registry: a.registryStatus,
-		Instance: a.recordValue,
-		Token:    a.settings.AdminToken,
-		Logger:   a.log,
-	})
-	if err != nil {
-		return err
-	}
-	a.servers = []*server{
-		newServer("admin", a.settings.Admin, adm, a.log),
-		newServer("public", a.settings.Public, a.publicRouter(httpMetrics, in.Public), a.log),
-		newServer("private", a.settings.Private, a.privateRouter(httpMetrics, in.Private), a.log),
-	}
-
-	in.Lifecycle.Append(fx.Hook{
-		OnStart: func(context.Context) error { return a.bind() },
-		// Appended first, so it stops last: discovery and the etcd
-		// client outlive the servers' in-flight requests.
-		OnStop: func(context.Context) error { return a.closeClients() },
-	})
-	in.Lifecycle.Append(fx.Hook{
-		OnStart: func(context.Context) error { return a.live.Start() },
-		OnStop:  func(context.Context) error { return a.live.Close() },
-	})
-	in.Lifecycle.Append(fx.Hook{
-		OnStart: func(context.Context) error {
-			for _, s := range a.servers {
-				s.serve(a.log)
-			}
-			a.logStarted()
-			return nil
-		},
-		OnStop: func(context.Context) error {
-			defer adm.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), a.settings.ShutdownTimeout)
-			defer cancel()
-			if err := shutdownAll(ctx, a.servers); err != nil {
-				return err
-			}
-			a.log.Info("stopped")
-			return nil
-		},
-	})
-	if a.etcd != nil {
-		a.wireRegistry(in.Lifecycle)
-	}
-	in.Lifecycle.Append(fx.Hook{
-		OnStop: a.beginShutdown,
-	})
-	return nil
-}
-
-// closeClients stops discovery's watches and the etcd config layer and
-// closes the etcd client.
-func (a *App) closeClients() error {
-	var errs []error
-	if a.discovery != nil {
-		errs = append(errs, a.discovery.Close())
-	}
-	if a.etcdConf != nil {
-		errs = append(errs, a.etcdConf.Close())
-	}
-	if a.etcd != nil {
-		errs = append(errs, a.etcd.Close())
-	}
-	return errors.Join(errs...)
-}
-
-func (a *App) publicRouter(m *httpmw.Metrics, routes []Routes) http.Handler {
-	r := chi.NewRouter()
-	r.Use(httpmw.RequestID(),
-		httpmw.Observe("public", m, a.log, a.settings.LogAccess),
-		httpmw.Recoverer(a.log),
-		httpmw.BodyLimit(a.settings.Public.MaxBodyBytes))
-	r.NotFound(notFound)
-	r.MethodNotAllowed(methodNotAllowed)
-	for _, add := range routes {
-		add(r)
-	}
-	return r
-}
-
-func (a *App) privateRouter(m *httpmw.Metrics, routes []Routes) http.Handler {
-	r := chi.NewRouter()
-	// HEAD answers on GET routes: load balancers probe /healthz with it.
-	r.Use(middleware.GetHead, httpmw.Observe("private", m, a.log, false),
-		httpmw.Recoverer(a.log),
-		httpmw.BodyLimit(a.settings.Private.MaxBodyBytes))
-	r.NotFound(notFound)
-	r.MethodNotAllowed(methodNotAllowed)
-	r.Get("/healthz", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	})
-	r.Method(http.MethodGet, "/readyz", a.ready)
-	r.Method(http.MethodGet, "/metrics", promhttp.HandlerFor(a.metrics, promhttp.HandlerOpts{
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}))
-	r.Get("/info", func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusOK, a.instance.Info())
-	})
-	for _, add := range routes {
-		add(r)
-	}
-	return r
-}
-
-func notFound(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusNotFound, map[string]string{"error": "not found"})
-}
-
-func methodNotAllowed(w http.ResponseWriter, _ *http.Request) {
-	writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": "method not allowed"})
-}
-
-// bind binds the three listeners; on failure it closes those it bound.
-func (a *App) bind() error {
-	for _, s := range a.servers {
-		if err := s.bind(); err != nil {
-			closeAll(a.servers)
-			return err
-		}
-	}
-	a.instance.setPorts(Ports{Admin: a.servers[0].port(), Public: a.servers[1].port(), Private: a.servers[2].port()})
-	return nil
-}
-
-func (a *App) logStarted() {
-	info := a.instance.Info()
-	a.log.Info("started",
-		"name", info.Name, "environment", info.Environment, "version", info.Version,
-		"instance", info.Instance,
-		"admin", a.AdminAddr(), "public", a.PublicAddr(), "private", a.PrivateAddr())
-}
-
-// beginShutdown is the first stop step: readiness 503, drain hooks
-// (deregistration), then wait shutdown.drain so that clients notice.
-func (a *App) beginShutdown(ctx context.Context) error {
-	a.stopping.Store(true)
-	a.log.Info("shutting down", "drain", a.settings.ShutdownDrain.String(), "timeout", a.settings.ShutdownTimeout.String())
-	err := a.Drain(ctx)
-	if a.settings.ShutdownDrain > 0 {
-		t := time.NewTimer(a.settings.ShutdownDrain)
-		defer t.Stop()
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			err = errors.Join(err, ctx.Err())
-		}
-	}
-	return err
-}
-
-// Drain turns readiness to 503 and runs the drain hooks (the registrar
-// deregisters); the servers keep serving. POST /admin/drain calls it.
-func (a *App) Drain(ctx context.Context) error {
-	a.ready.draining.Store(true)
-	return a.runHooks(ctx, &a.drain)
-}
-
-// Undrain reverses Drain: ready again, undrain hooks run (re-register).
-// Once shutdown began it refuses: the instance stays draining.
-func (a *App) Undrain(ctx context.Context) error {
-	if a.stopping.Load() {
-		return errors.New("svc: shutting down; cannot undrain")
-	}
-	a.ready.draining.Store(false)
-	return a.runHooks(ctx, &a.undrain)
-}
-
-func (a *App) runHooks(ctx context.Context, hooks *[]func(context.Context) error) error {
-	a.mu.Lock()
-	hs := *hooks
-	a.mu.Unlock()
-	var errs []error
-	for _, h := range hs {
-		errs = append(errs, h(ctx))
-	}
-	return errors.Join(errs...)
-}
-
-// onDrain registers hooks run by Drain and Undrain.
-func (a *App) onDrain(drain, undrain func(context.Context) error) {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.drain = append(a.drain, drain)
-	a.undrain = append(a.undrain, undrain)
+	st := a.parts.Settings
+	return st.ShutdownDrain + st.ShutdownTimeout + 5*time.Second
 }
 
 // Start binds the listeners and starts serving; it returns once the service
@@ -385,40 +146,47 @@ func (a *App) Start(ctx context.Context) error { return a.fx.Start(ctx) }
 
 // Stop shuts down in order: readiness 503, deregister, wait
 // shutdown.drain, stop accepting and finish in-flight requests within
-// shutdown.timeout. Errors of several steps are joined.
+// shutdown.timeout, the service's own stop hooks, the configuration
+// watches, discovery and the etcd client. Errors of several steps are
+// joined.
 func (a *App) Stop(ctx context.Context) error { return a.fx.Stop(ctx) }
 
+// Drain turns readiness to 503 and deregisters the instance; the servers
+// keep serving. POST /admin/drain calls it.
+func (a *App) Drain(ctx context.Context) error { return a.parts.Drainer.Drain(ctx) }
+
+// Undrain reverses Drain: ready again, registered again. Once shutdown
+// began it refuses.
+func (a *App) Undrain(ctx context.Context) error { return a.parts.Drainer.Undrain(ctx) }
+
+// Failed receives the error of a listener that died while serving: the
+// app must stop, and [Run] then exits 1. It is never closed.
+func (a *App) Failed() <-chan error { return a.fatal.ch }
+
 // Settings returns the decoded framework settings.
-func (a *App) Settings() Settings { return a.settings }
+func (a *App) Settings() Settings { return a.parts.Settings }
 
 // Config returns the configuration in force.
-func (a *App) Config() *config.Store { return a.live.Current() }
+func (a *App) Config() *config.Store { return a.parts.Live.Current() }
 
 // Live returns the live configuration: reloads, subscriptions, config.NewVar.
-func (a *App) Live() *config.Live { return a.live }
+func (a *App) Live() *config.Live { return a.parts.Live }
 
 // Info returns the instance's description; ports are set once started.
-func (a *App) Info() Info { return a.instance.Info() }
+func (a *App) Info() Info { return a.parts.Instance.Info() }
 
 // Logger returns the service's logger.
-func (a *App) Logger() *slog.Logger { return a.log }
-
-func (a *App) addr(i int) string {
-	if len(a.servers) <= i || a.servers[i].ln == nil {
-		return ""
-	}
-	return a.servers[i].ln.Addr().String()
-}
+func (a *App) Logger() *slog.Logger { return a.logs.log }
 
 // AdminAddr returns the admin listener's bound address (host:port), or ""
 // before Start.
-func (a *App) AdminAddr() string { return a.addr(0) }
+func (a *App) AdminAddr() string { return a.parts.Listeners.addr(0) }
 
 // PublicAddr returns the public listener's bound address.
-func (a *App) PublicAddr() string { return a.addr(1) }
+func (a *App) PublicAddr() string { return a.parts.Listeners.addr(1) }
 
 // PrivateAddr returns the private listener's bound address.
-func (a *App) PrivateAddr() string { return a.addr(2) }
+func (a *App) PrivateAddr() string { return a.parts.Listeners.addr(2) }
 
 // URL returns "http://<loopback>:<port>" for a bound address, for clients
 // on this host.
@@ -435,20 +203,15 @@ func URL(addr string) string {
 
 // Run is the whole of a service's main: it assembles the service name at
 // offset, serves until SIGINT or SIGTERM, shuts down gracefully and exits
-// 0. A startup error prints one line to stderr and exits 1. --help prints
+// 0. A startup error prints one line to stderr and exits 1; so does a
+// listener that dies while serving, after stopping the rest. --help prints
 // the conventions in force and exits 0.
 func Run(name string, offset int, opts ...Option) {
 	os.Exit(run(context.Background(), name, offset, collect(opts)))
 }
 
 func run(ctx context.Context, name string, offset int, o *options) int {
-	stdout, stderr := o.stdout, o.stderr
-	if stdout == nil {
-		stdout = os.Stdout
-	}
-	if stderr == nil {
-		stderr = os.Stderr
-	}
+	stdout, stderr := o.stdoutOr(), o.stderrOr()
 	args := o.args
 	if args == nil {
 		args = os.Args[1:]
@@ -457,7 +220,7 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 		switch arg {
 		case "-h", "-help", "--help":
 			if err := printHelp(stdout, name, offset, o); err != nil {
-				fmt.Fprintln(stderr, err)
+				fmt.Fprintln(stderr, errorLine(err))
 				return 1
 			}
 			return 0
@@ -471,7 +234,7 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 
 	a, err := newApp(name, offset, o)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		fmt.Fprintln(stderr, errorLine(err))
 		return 1
 	}
 	startCtx, cancel := context.WithTimeout(ctx, a.startTimeout())
@@ -479,39 +242,42 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 	if err := a.Start(startCtx); err != nil {
 		if ctx.Err() != nil {
 			// A signal during start is a request to stop, not a failure.
+			a.logs.log.Info("shutting down", "reason", "signal during start")
 			a.abortStart()
 			return 0
 		}
+		a.abortStart()
 		fmt.Fprintln(stderr, startError(err))
 		return 1
 	}
-	<-ctx.Done()
+	code := 0
+	select {
+	case <-ctx.Done():
+	case err := <-a.Failed():
+		a.logs.log.Error("stopping: a listener died", "error", err)
+		code = 1
+	}
 	stop() // a second signal terminates at once
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.stopTimeout())
 	defer cancelStop()
 	if err := a.Stop(stopCtx); err != nil {
-		a.log.Error("shutdown incomplete", "error", err)
+		a.logs.log.Error("shutdown incomplete", "error", err)
 		return 1
 	}
-	return 0
+	return code
 }
 
-// abortStart releases what a start interrupted by a signal left behind: fx
-// rolls back with the start context, which the signal cancelled, so it runs
-// no stop hook. The framework's own parts stop here (deregister, servers,
-// watches, etcd client); the service's own stop hooks do not run, and the
-// process exits.
+// abortStart releases what a failed or interrupted start left behind: fx
+// rolls back with the start context, which a signal or the start timeout
+// cancelled, so it may run no stop hook. The framework's own parts that
+// started stop here, in reverse (deregister, servers, watches, etcd
+// client); the service's own stop hooks do not run, and the process exits.
 func (a *App) abortStart() {
-	a.stopping.Store(true)
-	a.log.Info("shutting down", "reason", "signal during start")
-	ctx, cancel := context.WithTimeout(context.Background(), a.settings.ShutdownTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	err := errors.Join(a.Drain(ctx), shutdownAll(ctx, a.servers), a.live.Close(), a.closeClients())
-	if err != nil {
-		a.log.Warn("stopped after an interrupted start", "error", err)
-		return
+	if err := a.hooks.stopAll(ctx); err != nil {
+		a.logs.log.Warn("stopped after an interrupted start", "error", err)
 	}
-	a.log.Info("stopped")
 }
 
 // startError makes fx's start errors one line.

@@ -429,9 +429,16 @@ func TestAdminToken(t *testing.T) {
 	}
 }
 
+// helloConfig is a service's own declared configuration.
+type helloConfig struct {
+	Greeting string   `key:"greeting" default:"hello" doc:"greeting" live:"true"`
+	Upstream *url.URL `key:"upstream" doc:"where to call"`
+	Token    string   `key:"api-token" doc:"the upstream's token" secret:"true"`
+}
+
 func TestAdminConfig(t *testing.T) {
 	dir := t.TempDir()
-	writeFile(t, dir, "test.json", `{"log":{"format":"json"},"greeting":"hi"}`)
+	writeFile(t, dir, "test.json", `{"log":{"format":"json"},"hello":{"greeting":"hi","upstream":"http://app:pa55@db:5432/x"}}`)
 	app, _ := start(t, svctest.Options{
 		Env: map[string]string{
 			"CONFIG_DIR":    dir,
@@ -439,7 +446,7 @@ func TestAdminConfig(t *testing.T) {
 			"ETCD_PASSWORD": "hunter2",
 		},
 		Values: map[string]string{"admin.token": "t0ken"},
-	})
+	}, svc.Config[helloConfig]("hello"))
 	r := do(t, svctest.Client(t), "GET", app.AdminURL+"/admin/config", "", "Authorization", "Bearer t0ken")
 	if r.code != 200 {
 		t.Fatalf("GET /admin/config = %d %s", r.code, r.body)
@@ -456,7 +463,9 @@ func TestAdminConfig(t *testing.T) {
 		"etcd.password":    {"[redacted]", "env"},
 		"log.level":        {"warn", "env"},
 		"log.format":       {"json", file},
-		"greeting":         {"hi", file},
+		"hello.greeting":   {"hi", file},
+		"hello.upstream":   {"http://app:[redacted]@db:5432/x", file},
+		"hello.api-token":  {"", ""},
 		"public.port":      {"0", "option"},
 		"shutdown.timeout": {"10s", "convention"},
 	} {
@@ -464,7 +473,7 @@ func TestAdminConfig(t *testing.T) {
 			t.Errorf("/admin/config %s = %q; want %q", key, got[key], want)
 		}
 	}
-	for _, secret := range []string{"t0ken", "hunter2"} {
+	for _, secret := range []string{"t0ken", "hunter2", "pa55"} {
 		if strings.Contains(r.body, secret) {
 			t.Errorf("/admin/config shows the secret %q", secret)
 		}

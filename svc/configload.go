@@ -2,6 +2,7 @@ package svc
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"path/filepath"
 
@@ -12,75 +13,94 @@ import (
 type configFile struct {
 	path  string
 	found bool
+	layer *config.File
 }
 
-// layers are the configuration layers of one start, lowest first.
+// layers are the configuration layers of one start, lowest first, and
+// what the bootstrap decoded from them before etcd.
 type layers struct {
-	dir   string
-	files []configFile // <name>.json, <name>.<environment>.json
-	known []string
-	conv  *config.Map
-	env   config.Env
-	top   *config.Map   // WithValues; nil without
-	store *config.Store // files and environment, without etcd
+	schema *config.Schema
+	conv   *config.Map
+	files  []configFile // <name>.json, <name>.<environment>.json
+	env    config.Env
+	top    *config.Map // WithValues; nil without
+	boot   Bootstrap
+	store  *config.Store // every layer but etcd: what --help shows without etcd
 }
 
-// live returns the live store over the same layers, with etcd (when not
-// nil) between the files and the environment.
-func (l *layers) live(etcd config.Layer, o config.LiveOptions) (*config.Live, error) {
-	o.Known = l.known
+// stack returns the layers lowest first, with etcd (when not nil) between
+// the files and the environment.
+func (l *layers) stack(etcd config.Layer) []config.Layer {
 	ls := []config.Layer{l.conv}
 	for _, f := range l.files {
-		ls = append(ls, config.NewFile(f.path))
+		ls = append(ls, f.layer)
 	}
 	ls = append(ls, etcd, l.env)
 	if l.top != nil {
 		ls = append(ls, l.top)
 	}
-	return config.NewLive(o, ls...)
+	return ls
 }
 
-// loadConfig builds the store: conventions < <name>.json <
-// <name>.<environment>.json < environment < WithValues. The environment
-// name that picks the second file comes from the first file or ENVIRONMENT.
-func loadConfig(name string, offset int, o *options) (*layers, error) {
+// bootstrap reads what is needed to reach every layer: CONFIG_DIR, the
+// files (each read once: the live store takes their contents as read
+// here), the environment and WithValues; it decodes the environment and
+// the etcd client's keys from them. Nothing else is decoded here.
+func bootstrap(name string, schema *config.Schema, o *options) (*layers, error) {
 	getenv := o.lookupEnv()
 	dir, ok := getenv(EnvConfigDir)
 	if !ok || dir == "" {
 		dir = "config"
 	}
-	l := &layers{dir: dir, known: knownKeys(offset), conv: conventions(offset), env: config.NewEnv(getenv)}
-	conv, env, known := l.conv, l.env, l.known
+	l := &layers{schema: schema, conv: schema.Defaults("convention"), env: config.NewEnv(getenv)}
 	var top config.Source
 	if o.values != nil {
 		l.top = config.NewMap("option", o.values)
 		top = l.top
 	}
-
-	base, err := l.load(filepath.Join(dir, name+".json"))
-	if err != nil {
-		return l, err
-	}
-	// Which environment? Resolve through the layers known so far.
-	environment := config.NewStore(known, conv, base, env, top).String(KeyEnvironment, "dev")
-	envFile, err := l.load(filepath.Join(dir, name+"."+environment+".json"))
-	if err != nil {
-		return l, err
-	}
-	l.store = config.NewStore(known, conv, base, envFile, env, top)
-	return l, nil
-}
-
-// load reads one optional file; a missing file is no error.
-func (l *layers) load(path string) (config.Source, error) {
-	m, err := config.LoadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		l.files = append(l.files, configFile{path: path})
-		return nil, nil
-	}
+	base, err := l.read(filepath.Join(dir, name+".json"))
 	if err != nil {
 		return nil, err
 	}
-	l.files = append(l.files, configFile{path: path, found: true})
-	return m, nil
+	// Which environment? Resolve through the layers known so far.
+	environment := config.NewStore(nil, l.conv, base, l.env, top).String(KeyEnvironment, "dev")
+	envFile, err := l.read(filepath.Join(dir, name+"."+environment+".json"))
+	if err != nil {
+		return nil, err
+	}
+	l.store = schema.Store(l.conv, base, envFile, l.env, top)
+	if err := schema.CheckAll(l.store); err != nil {
+		return nil, err
+	}
+	if l.boot, err = decodeBootstrap(dir, l.store); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+// read reads one optional file, admitted by the schema: an undeclared key
+// fails here, naming the file and line. A missing file is no error.
+func (l *layers) read(path string) (config.Source, error) {
+	f := config.NewFile(path)
+	src, err := f.Preload()
+	if err != nil {
+		return nil, err
+	}
+	if src, err = l.schema.Admit(src); err != nil {
+		return nil, err
+	}
+	l.files = append(l.files, configFile{path: path, found: src != nil, layer: f})
+	return src, nil
+}
+
+// errorLine makes a startup error one line for stderr.
+func errorLine(err error) string {
+	var und *config.UndeclaredError
+	if errors.As(err, &und) {
+		return fmt.Sprintf("svc: %v", err)
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Sprintf("svc: %v (check the file's permissions)", err)
+	}
+	return err.Error()
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/fx"
@@ -18,6 +20,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/backoff"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/svc-dev/svc/config"
 	"github.com/svc-dev/svc/registry"
 )
 
@@ -29,7 +34,7 @@ func newEtcdClient(s EtcdSettings) (*clientv3.Client, error) {
 		Endpoints:   s.Endpoints,
 		DialTimeout: s.DialTimeout,
 		Username:    s.Username,
-		Password:    s.Password,
+		Password:    s.Password.Reveal(),
 		Logger:      zap.NewNop(),
 		// Detect a dead connection within a few seconds, so that a lost
 		// lease is noticed well inside its TTL.
@@ -51,12 +56,12 @@ func newEtcdClient(s EtcdSettings) (*clientv3.Client, error) {
 	}
 	for _, ep := range s.Endpoints {
 		if strings.Contains(ep, " ") {
-			return nil, fmt.Errorf("svc: etcd.endpoints: %q is not an endpoint", ep)
+			return nil, fmt.Errorf("svc: etcd.endpoints: %q is not an endpoint", config.RedactValue(ep))
 		}
 	}
 	cli, err := clientv3.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("svc: etcd client for %v: %w", s.Endpoints, err)
+		return nil, fmt.Errorf("svc: etcd client for %s: %w", config.RedactValue(strings.Join(s.Endpoints, ",")), err)
 	}
 	return cli, nil
 }
@@ -79,80 +84,129 @@ func advertisedHost(host string, log *slog.Logger) string {
 	return "127.0.0.1"
 }
 
-// record is this instance as the registry advertises it; the ports are
-// the bound ones, so call it once started.
-func (a *App) record() registry.Record {
-	info := a.instance.Info()
-	return registry.Record{
-		Name:        info.Name,
-		ID:          info.Instance,
-		Environment: info.Environment,
-		Host:        a.host(),
-		PublicPort:  info.Ports.Public,
-		PrivatePort: info.Ports.Private,
-		AdminPort:   info.Ports.Admin,
-		URISpec:     a.settings.Registry.URISpec,
-		Version:     info.Version,
-		StartedAt:   info.StartedAt,
-	}
+// registryView answers GET /admin/registry and GET /admin/instance; the
+// registration component fills it once it exists.
+type registryView struct {
+	r *registration // nil without etcd, or before the graph is built
 }
 
-// recordValue is GET /admin/instance: the record in its registry format.
-func (a *App) recordValue() any {
-	v, err := a.record().MarshalValue()
-	if err != nil {
-		return map[string]string{"error": err.Error()}
-	}
-	return json.RawMessage(v)
-}
-
-// registryStatus is GET /admin/registry.
-func (a *App) registryStatus() any {
-	if a.etcd == nil {
+func (v *registryView) status() any {
+	if v.r == nil {
 		return map[string]any{"configured": false, "detail": "etcd.endpoints is not set: nothing is registered; discovery uses overrides and the port convention"}
 	}
-	r := a.registrar.Load()
+	r := v.r.registrar.Load()
 	if r == nil {
 		return map[string]any{"configured": true, "registered": false, "last_error": "not started"}
 	}
 	return r.Status()
 }
 
-// wireRegistry appends the registration hook (after the servers serve) and
-// the drain hooks: deregister on drain and shutdown, register on undrain.
-// The registrar is made at start, once the bound ports are known.
-func (a *App) wireRegistry(lc fx.Lifecycle) {
-	a.ready.checks = append(a.ready.checks, Check{
+func (v *registryView) record() any {
+	if v.r == nil {
+		return map[string]string{"error": "no registry configured"}
+	}
+	b, err := v.r.record().MarshalValue()
+	if err != nil {
+		return map[string]string{"error": err.Error()}
+	}
+	return json.RawMessage(b)
+}
+
+// registration registers this instance in etcd once the listeners serve
+// and readiness passes, and deregisters it when draining begins.
+type registration struct {
+	settings  Settings
+	instance  *Instance
+	host      func() string                      // the advertised host, looked up once
+	registrar atomic.Pointer[registry.Registrar] // set at start
+}
+
+type registrationIn struct {
+	fx.In
+	Lifecycle fx.Lifecycle
+	Hooks     *frameworkHooks
+	Client    *clientv3.Client `optional:"true"`
+	Settings  Settings
+	Instance  *Instance
+	Readiness *readiness
+	Drainer   *drainer
+	Logger    *slog.Logger
+	Metrics   prometheus.Registerer
+	View      *registryView
+	Listeners *listeners // registration starts after they serve
+}
+
+type registrationOut struct {
+	fx.Out
+	Registration *registration
+	Checks       []Check `group:"svc.checks,flatten"`
+}
+
+func provideRegistration(in registrationIn) registrationOut {
+	if in.Client == nil {
+		return registrationOut{}
+	}
+	st, log := in.Settings, in.Logger
+	r := &registration{
+		settings: st,
+		instance: in.Instance,
+		host:     sync.OnceValue(func() string { return advertisedHost(st.Registry.Host, log) }),
+	}
+	in.View.r = r
+	in.Hooks.append(in.Lifecycle, fx.Hook{
+		OnStart: func(ctx context.Context) error {
+			reg, err := registry.NewRegistrar(in.Client, r.record(), registry.RegistrarOptions{
+				TTL:      st.Registry.TTL,
+				Attempts: st.Registry.Attempts,
+				Interval: st.Registry.Interval,
+				Logger:   log,
+				Metrics:  in.Metrics,
+			})
+			if err != nil {
+				return fmt.Errorf("svc: registry: %w", err)
+			}
+			r.registrar.Store(reg)
+			in.Drainer.on(func(ctx context.Context) error { return r.deregister(ctx, log) },
+				func(ctx context.Context) error { return reg.Register(ctx, in.Readiness.healthy) })
+			return reg.Register(ctx, in.Readiness.healthy)
+		},
+		// Normally the stop step deregistered already; this covers a
+		// start interrupted after registering.
+		OnStop: func(ctx context.Context) error { return r.deregister(ctx, log) },
+	}, false)
+	check := Check{
 		Name:          "registry",
 		Informational: true,
 		Func: func(context.Context) error {
-			r := a.registrar.Load()
-			if r == nil {
+			reg := r.registrar.Load()
+			if reg == nil {
 				return errors.New("not registered yet")
 			}
-			if st := r.Status(); !st.Registered {
+			if st := reg.Status(); !st.Registered {
 				return fmt.Errorf("not registered: %s (retrying)", st.LastError)
 			}
 			return nil
 		},
-	}, Check{Name: "discovery", Informational: true, Func: a.discovery.Check})
+	}
+	return registrationOut{Registration: r, Checks: []Check{check}}
+}
 
-	lc.Append(fx.Hook{OnStart: func(ctx context.Context) error {
-		r, err := registry.NewRegistrar(a.etcd, a.record(), registry.RegistrarOptions{
-			TTL:      a.settings.Registry.TTL,
-			Attempts: a.settings.Registry.Attempts,
-			Interval: a.settings.Registry.Interval,
-			Logger:   a.log,
-			Metrics:  a.metrics,
-		})
-		if err != nil {
-			return fmt.Errorf("svc: registry: %w", err)
-		}
-		a.registrar.Store(r)
-		a.onDrain(func(ctx context.Context) error { return a.deregister(ctx, r) },
-			func(ctx context.Context) error { return r.Register(ctx, a.ready.healthy) })
-		return r.Register(ctx, a.ready.healthy)
-	}})
+// record is this instance as the registry advertises it; the ports are
+// the bound ones, so call it once started.
+func (r *registration) record() registry.Record {
+	info := r.instance.Info()
+	return registry.Record{
+		Name:        info.Name,
+		ID:          info.Instance,
+		Environment: info.Environment,
+		Host:        r.host(),
+		PublicPort:  info.Ports.Public,
+		PrivatePort: info.Ports.Private,
+		AdminPort:   info.Ports.Admin,
+		URISpec:     r.settings.Registry.URISpec,
+		Version:     info.Version,
+		StartedAt:   info.StartedAt,
+	}
 }
 
 // deregisterTimeout bounds deregistration: with etcd down, the key goes
@@ -161,12 +215,16 @@ const deregisterTimeout = 2 * time.Second
 
 // deregister deletes the instance's key. A failure is logged, not
 // returned: the lease expires the key anyway, and the shutdown goes on.
-func (a *App) deregister(ctx context.Context, r *registry.Registrar) error {
+func (r *registration) deregister(ctx context.Context, log *slog.Logger) error {
+	reg := r.registrar.Load()
+	if reg == nil {
+		return nil
+	}
 	ctx, cancel := context.WithTimeout(ctx, deregisterTimeout)
 	defer cancel()
-	if err := r.Deregister(ctx); err != nil {
-		a.log.Warn("registry: deregister failed; the key expires with its lease",
-			"ttl", a.settings.Registry.TTL.String(), "error", err)
+	if err := reg.Deregister(ctx); err != nil {
+		log.Warn("registry: deregister failed; the key expires with its lease",
+			"ttl", r.settings.Registry.TTL.String(), "error", err)
 	}
 	return nil
 }

@@ -9,18 +9,24 @@ import (
 )
 
 // printHelp prints the conventions in force: ports, the files looked for,
-// and every framework key with its variable, value and layer.
+// and every declared key (the framework's and the service's) with its
+// variable, type, value and layer. It reads the files and the environment,
+// not etcd.
 func printHelp(w io.Writer, name string, offset int, o *options) error {
 	if err := validate(name, offset); err != nil {
 		return err
 	}
-	l, err := loadConfig(name, offset, o)
+	schema, err := schemaOf(offset, o)
+	if err != nil {
+		return err
+	}
+	l, err := bootstrap(name, schema, o)
 	if err != nil {
 		return err
 	}
 	s := l.store
 	fmt.Fprintf(w, "%s: an svc service at offset %d. It takes no flags: configuration comes from\n", name, offset)
-	fmt.Fprintf(w, "layers, lowest precedence first: %v.\n\n", s.Layers())
+	fmt.Fprintf(w, "layers, lowest precedence first: %v, with etcd between the files and env when etcd.endpoints is set.\n\n", s.Layers())
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LISTENER\tADDRESS\tSERVES\tOVERRIDE")
@@ -35,7 +41,7 @@ func printHelp(w io.Writer, name string, offset int, o *options) error {
 	}
 	tw.Flush()
 
-	fmt.Fprintf(w, "\nConfig files looked for (%s=%s):\n", EnvConfigDir, l.dir)
+	fmt.Fprintf(w, "\nConfig files looked for (%s=%s):\n", EnvConfigDir, l.boot.ConfigDir)
 	for _, f := range l.files {
 		state := "not found"
 		if f.found {
@@ -44,19 +50,19 @@ func printHelp(w io.Writer, name string, offset int, o *options) error {
 		fmt.Fprintf(w, "  %s (%s)\n", f.path, state)
 	}
 
-	fmt.Fprintln(w, "\nKeys:")
+	fmt.Fprintln(w, "\nKeys (a key no one declared, in a file or etcd, fails the start):")
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KEY\tENV\tVALUE\tLAYER\tMEANING")
-	for _, d := range keyDocs(offset) {
-		v, ok := s.Lookup(d.key)
+	fmt.Fprintln(tw, "KEY\tENV\tTYPE\tVALUE\tLAYER\tRELOAD\tMEANING")
+	for _, d := range schema.Decls() {
 		val, layer := "-", "-"
-		if ok {
+		if v, ok := s.Lookup(d.Key); ok && !d.Pattern() {
 			val, layer = v.Display(), v.Layer
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", d.key, config.EnvName(d.key), val, layer, d.help)
+		reload := "restart"
+		if d.Live {
+			reload = "live"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Key, d.Env(), d.Type, val, layer, reload, d.Doc)
 	}
-	fmt.Fprintf(tw, "discovery.override.<name>\tDISCOVERY_OVERRIDE_<NAME>\t\t\tbase URL or URL template used for <name> instead of discovery\n")
-	fmt.Fprintf(tw, "services.<name>.offset\tSERVICES_<NAME>_OFFSET\t\t\t<name>'s offset, for discovery by convention without a registry\n")
-	fmt.Fprintf(tw, "services.<name>.host\tSERVICES_<NAME>_HOST\t\t\t<name>'s host for discovery by convention (default localhost)\n")
 	return tw.Flush()
 }

@@ -1,25 +1,102 @@
 package svc
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"os"
+	"sync/atomic"
 
 	"golang.org/x/term"
 )
 
-// newLogger returns the service's logger writing to w: JSON when format is
-// "json", or "auto" and w is not a terminal; readable text otherwise. Its
-// level is the live level.
-func newLogger(w io.Writer, format string, level *slog.LevelVar, name string) *slog.Logger {
-	opts := &slog.HandlerOptions{Level: level}
+// logs is the service's logging: one output, a live level, and a format
+// that is settled once the final configuration is decoded. Lines logged
+// before that (while etcd is reached) use JSON, or text on a terminal.
+type logs struct {
+	w     io.Writer
+	level *slog.LevelVar
+	root  atomic.Pointer[slog.Handler] // the handler in force
+	log   *slog.Logger                 // the service's logger, following root
+	audit *slog.Logger                 // audit lines: every level passes
+}
+
+func newLogs(w io.Writer, name string) *logs {
+	l := &logs{w: w, level: new(slog.LevelVar)}
+	l.setFormat("auto")
+	l.log = slog.New(&switchHandler{root: &l.root, level: l.level}).With("service", name)
+	l.audit = slog.New(&switchHandler{root: &l.root, all: true}).With("service", name)
+	return l
+}
+
+// setFormat puts format (auto, text or json) in force.
+func (l *logs) setFormat(format string) {
+	opts := &slog.HandlerOptions{Level: slog.LevelDebug} // the switch applies the level
 	var h slog.Handler
-	if format == "text" || (format == "auto" && isTerminal(w)) {
-		h = slog.NewTextHandler(w, opts)
+	if format == "text" || (format == "auto" && isTerminal(l.w)) {
+		h = slog.NewTextHandler(l.w, opts)
 	} else {
-		h = slog.NewJSONHandler(w, opts)
+		h = slog.NewJSONHandler(l.w, opts)
 	}
-	return slog.New(h).With("service", name)
+	l.root.Store(&h)
+}
+
+// switchHandler sends records to the handler in force, with the attributes
+// and groups given to it; the derived handler is rebuilt only when the
+// root changes. all lets every level through (audit lines); otherwise the
+// live level decides, through the handler's level var.
+type switchHandler struct {
+	root  *atomic.Pointer[slog.Handler]
+	level slog.Leveler // the live level; nil with all
+	all   bool
+	with  []func(slog.Handler) slog.Handler
+
+	cache atomic.Pointer[derived]
+}
+
+type derived struct {
+	root *slog.Handler
+	h    slog.Handler
+}
+
+func (s *switchHandler) handler() slog.Handler {
+	root := s.root.Load()
+	if c := s.cache.Load(); c != nil && c.root == root {
+		return c.h
+	}
+	h := *root
+	for _, f := range s.with {
+		h = f(h)
+	}
+	s.cache.Store(&derived{root: root, h: h})
+	return h
+}
+
+func (s *switchHandler) Enabled(ctx context.Context, l slog.Level) bool {
+	if s.all {
+		return true
+	}
+	if s.level != nil && l < s.level.Level() {
+		return false
+	}
+	return s.handler().Enabled(ctx, l)
+}
+
+func (s *switchHandler) Handle(ctx context.Context, r slog.Record) error {
+	return s.handler().Handle(ctx, r)
+}
+
+func (s *switchHandler) derive(f func(slog.Handler) slog.Handler) *switchHandler {
+	with := append(append([]func(slog.Handler) slog.Handler{}, s.with...), f)
+	return &switchHandler{root: s.root, level: s.level, all: s.all, with: with}
+}
+
+func (s *switchHandler) WithAttrs(as []slog.Attr) slog.Handler {
+	return s.derive(func(h slog.Handler) slog.Handler { return h.WithAttrs(as) })
+}
+
+func (s *switchHandler) WithGroup(name string) slog.Handler {
+	return s.derive(func(h slog.Handler) slog.Handler { return h.WithGroup(name) })
 }
 
 // isTerminal reports whether w is a terminal (an ioctl, not a file-mode

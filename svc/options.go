@@ -11,6 +11,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/svc-dev/svc/admin"
+	"github.com/svc-dev/svc/config"
 )
 
 // Option configures a service: its own constructors and routes (fx options
@@ -29,6 +30,23 @@ type options struct {
 	stderr  io.Writer
 	version string
 	values  map[string]string // highest layer, for tests
+	decls   []config.Decl     // the service's declared keys
+	defs    map[string]string // the service's defaults for framework keys
+	errs    []error           // options that could not be applied
+}
+
+func (o *options) stdoutOr() io.Writer {
+	if o.stdout != nil {
+		return o.stdout
+	}
+	return os.Stdout
+}
+
+func (o *options) stderrOr() io.Writer {
+	if o.stderr != nil {
+		return o.stderr
+	}
+	return os.Stderr
 }
 
 type option struct {
@@ -83,6 +101,14 @@ func mergeNonFx(dst, src *options) {
 	if src.version != "" {
 		dst.version = src.version
 	}
+	dst.decls = append(dst.decls, src.decls...)
+	if src.defs != nil {
+		if dst.defs == nil {
+			dst.defs = map[string]string{}
+		}
+		maps.Copy(dst.defs, src.defs)
+	}
+	dst.errs = append(dst.errs, src.errs...)
 	if src.values != nil {
 		if dst.values == nil {
 			dst.values = map[string]string{}
@@ -90,9 +116,6 @@ func mergeNonFx(dst, src *options) {
 		maps.Copy(dst.values, src.values)
 	}
 }
-
-// Routes registers handlers on a router.
-type Routes func(r chi.Router)
 
 const (
 	groupPublic  = `group:"svc.public"`
@@ -112,7 +135,9 @@ func group[T any](name, tag string, v any) Option {
 
 // PublicRoutes adds routes to the public listener. ctor is a Routes value
 // (or a func(chi.Router)) or a constructor returning Routes whose parameters
-// fx provides.
+// fx provides. Each gets a router group of its own: its middleware (r.Use)
+// applies to its routes only. A method and pattern registered by two of
+// them fails New, naming both.
 func PublicRoutes(ctor any) Option {
 	return group[Routes]("svc.PublicRoutes", groupPublic, routesOf(ctor))
 }
@@ -150,6 +175,51 @@ func ReadinessFunc(name string, f func(context.Context) error) Option {
 // AdminTask adds a task to the admin listener: an admin.Task or a
 // constructor returning one. POST /admin/tasks/{name} runs it.
 func AdminTask(ctor any) Option { return group[admin.Task]("svc.AdminTask", groupTasks, ctor) }
+
+// Config declares the keys of T's tagged fields under prefix (see
+// config.Declare for the tags: key, default, doc, secret, live) and
+// provides *config.Struct[T], whose Get returns them decoded, kept up to
+// date by reloads for keys tagged live:"true". The keys show in --help and
+// /admin/config like the framework's; a key under prefix that a file or
+// the service's etcd prefix sets but T does not declare fails the start
+// with a did-you-mean. If *T has a Validate() error method, it is called
+// at start (an error fails it) and at each reload (an error rejects the
+// reload's changes under prefix).
+//
+//	type Hello struct {
+//		Greeting string `key:"greeting" default:"hello" doc:"the word before the name" live:"true"`
+//	}
+//	svc.Config[Hello]("hello") // declares hello.greeting
+func Config[T any](prefix string) Option {
+	decls, err := config.Declare[T](prefix)
+	return option{name: "svc.Config(" + prefix + ")", f: func(o *options) {
+		if err != nil {
+			o.errs = append(o.errs, fmt.Errorf("svc.Config(%q): %w", prefix, err))
+			return
+		}
+		o.decls = append(o.decls, decls...)
+		o.fx = append(o.fx, fx.Provide(func(l *config.Live) (*config.Struct[T], error) {
+			return config.Bind[T](l, prefix)
+		}))
+	}}
+}
+
+// Defaults sets the service's own defaults for framework keys (the
+// lowest layer, "convention"), such as the uri-spec it registers:
+//
+//	svc.Defaults(map[string]string{"registry.uri-spec": "/hello/{name}"})
+//
+// Every layer above still overrides them. A key the framework does not
+// declare fails New; declare a service's own keys with [Config].
+func Defaults(kv map[string]string) Option {
+	m := maps.Clone(kv)
+	return option{name: fmt.Sprintf("svc.Defaults(%d keys)", len(m)), f: func(o *options) {
+		if o.defs == nil {
+			o.defs = map[string]string{}
+		}
+		maps.Copy(o.defs, m)
+	}}
+}
 
 // WithVersion sets the version reported in /info, logs and the registry.
 // Default: the main module's version from the build info, or "dev".

@@ -9,12 +9,15 @@ import (
 	"time"
 )
 
-// readiness answers /readyz from the service's checks and the drain state.
+// readiness answers /readyz from the checks of the group svc.checks (the
+// service's and the framework's) and the drain state.
 type readiness struct {
 	checks   []Check
 	timeout  time.Duration
 	draining atomic.Bool // true from the moment shutdown (or a drain) begins
 }
+
+func newReadiness() *readiness { return &readiness{timeout: 2 * time.Second} }
 
 type checkResult struct {
 	Status   string  `json:"status"` // ok, fail or warn (informational)

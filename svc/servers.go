@@ -109,12 +109,14 @@ func (s *server) bind() error {
 // port returns the bound port.
 func (s *server) port() int { return s.ln.Addr().(*net.TCPAddr).Port }
 
-func (s *server) serve(log *slog.Logger) {
+// serve serves in a goroutine. If Serve fails while the server is not
+// shutting down, died is called with the error: one dies, all stop.
+func (s *server) serve(died func(name string, err error)) {
 	s.done = make(chan struct{})
 	go func() {
 		defer close(s.done)
 		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.Error("server stopped", "server", s.name, "error", err)
+			died(s.name, err)
 		}
 	}()
 }

@@ -1,15 +1,17 @@
 package svc
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/internal/convention"
 )
 
 // The framework's own configuration keys. Their environment variables are
@@ -33,6 +35,7 @@ const (
 	keyIdleTimeout       = "idle-timeout"
 	keyMaxHeaderBytes    = "max-header-bytes"
 	keyMaxBodyBytes      = "max-body-bytes"
+	keyMaxConns          = "max-conns"
 
 	KeyShutdownDrain   = "shutdown.drain"
 	KeyShutdownTimeout = "shutdown.timeout"
@@ -57,101 +60,102 @@ const (
 )
 
 // Port conventions: admin on AdminBase+offset, public on PublicBase+offset,
-// private on PublicBase+offset+1.
+// private on PublicBase+offset+1 (see internal/convention, their one home).
 const (
-	AdminBase  = 4000
-	PublicBase = 8000
-	MaxOffset  = 998
+	AdminBase  = convention.AdminBase
+	PublicBase = convention.PublicBase
+	MaxOffset  = convention.MaxOffset
 )
 
 // EnvConfigDir names the directory holding the JSON files; it is read from
 // the environment only, since it locates the files. Default "./config".
 const EnvConfigDir = "CONFIG_DIR"
 
-var nameRule = regexp.MustCompile(`^[a-z][a-z0-9-]{0,62}$`)
-
 // validate checks name and offset against the contract's rules.
 func validate(name string, offset int) error {
-	if !nameRule.MatchString(name) {
-		return fmt.Errorf("svc: service name %q must match %s (lower-case letter first, then up to 62 lower-case letters, digits or '-')", name, nameRule)
+	if err := convention.CheckName("service name", name); err != nil {
+		return fmt.Errorf("svc: %w", err)
 	}
-	if offset < 0 || offset > MaxOffset {
-		return fmt.Errorf("svc: offset %d must be an integer in 0..%d (admin port 4000+offset, public 8000+offset, private 8001+offset)", offset, MaxOffset)
+	if err := convention.CheckOffset(offset); err != nil {
+		return fmt.Errorf("svc: %w", err)
 	}
 	return nil
 }
 
-// keyDoc documents one framework key for --help and seeds the convention layer.
-type keyDoc struct {
-	key, def, help string
-}
-
-// keyDocs lists the framework keys with their conventional values for a
-// service at offset.
-func keyDocs(offset int) []keyDoc {
-	docs := []keyDoc{
-		{KeyEnvironment, "dev", "deployment name: dev, ci, qa, prod, ..."},
-		{KeyAdminHost, "127.0.0.1", "admin listener bind address (loopback unless admin.token is set)"},
-		{KeyAdminPort, strconv.Itoa(AdminBase + offset), "admin listener port (4000+offset; 0 = any free port)"},
-		{KeyAdminToken, "", "bearer token for the admin listener; required when admin.host is not loopback"},
-		{KeyPublicHost, "", "public listener bind address (empty = all interfaces)"},
-		{KeyPublicPort, strconv.Itoa(PublicBase + offset), "public HTTP port (8000+offset; 0 = any free port)"},
-		{KeyPrivateHost, "", "private listener bind address (empty = all interfaces)"},
-		{KeyPrivatePort, strconv.Itoa(PublicBase + offset + 1), "private HTTP port: health, metrics, info (8001+offset)"},
+// frameworkKeys declares the framework's own keys with their conventional
+// values for a service at offset. Only log.level is live: everything else
+// is read once at start, and a reload reports "restart required" for it.
+func frameworkKeys(offset int) []config.Decl {
+	ports := convention.PortsOf(offset)
+	d := func(key string, t config.Type, def, doc string) config.Decl {
+		return config.Decl{Key: key, Type: t, Default: def, Doc: doc}
+	}
+	decls := []config.Decl{
+		{Key: KeyEnvironment, Type: config.String, Default: convention.DefaultEnvironment, Doc: "deployment name: dev, ci, qa, prod, ...",
+			Check: func(v string) error { return convention.CheckName("environment", v) }},
+		d(KeyAdminHost, config.String, "127.0.0.1", "admin listener bind address (loopback unless admin.token is set)"),
+		d(KeyAdminPort, config.Int, strconv.Itoa(ports.Admin), "admin listener port (4000+offset; 0 = any free port)"),
+		{Key: KeyAdminToken, Type: config.String, Secret: true, Doc: "bearer token for the admin listener; required when admin.host is not loopback"},
+		d(KeyPublicHost, config.String, "", "public listener bind address (empty = all interfaces)"),
+		d(KeyPublicPort, config.Int, strconv.Itoa(ports.Public), "public HTTP port (8000+offset; 0 = any free port)"),
+		d(KeyPrivateHost, config.String, "", "private listener bind address (empty = all interfaces)"),
+		d(KeyPrivatePort, config.Int, strconv.Itoa(ports.Private), "private HTTP port: health, metrics, info (8001+offset)"),
 	}
 	for _, s := range []string{"public", "private", "admin"} {
 		write := "30s"
 		if s == "admin" {
 			write = "5m" // pprof profiles stream for up to their duration
 		}
-		docs = append(docs,
-			keyDoc{s + "." + keyReadHeaderTimeout, "5s", "time to read request headers (slowloris guard)"},
-			keyDoc{s + "." + keyReadTimeout, "30s", "time to read a whole request"},
-			keyDoc{s + "." + keyWriteTimeout, write, "time to write a response"},
-			keyDoc{s + "." + keyIdleTimeout, "120s", "keep-alive idle timeout"},
-			keyDoc{s + "." + keyMaxHeaderBytes, "65536", "request header size limit in bytes"},
-			keyDoc{s + "." + keyMaxBodyBytes, "4194304", "request body size limit in bytes (0 = none)"},
+		decls = append(decls,
+			d(s+"."+keyReadHeaderTimeout, config.Duration, "5s", "time to read request headers (slowloris guard)"),
+			d(s+"."+keyReadTimeout, config.Duration, "30s", "time to read a whole request"),
+			d(s+"."+keyWriteTimeout, config.Duration, write, "time to write a response"),
+			d(s+"."+keyIdleTimeout, config.Duration, "120s", "keep-alive idle timeout"),
+			d(s+"."+keyMaxHeaderBytes, config.Int, "65536", "request header size limit in bytes"),
+			d(s+"."+keyMaxBodyBytes, config.Int, "4194304", "request body size limit in bytes (0 = none)"),
+			d(s+"."+keyMaxConns, config.Int, "0", "concurrent connections at most (0 = derived from the open-file limit)"),
 		)
 	}
-	return append(docs,
-		keyDoc{KeyShutdownDrain, "1s", "after readiness turns 503 and the instance deregisters, wait this long before servers stop accepting"},
-		keyDoc{KeyShutdownTimeout, "10s", "time for in-flight requests to finish once servers stop accepting"},
-		keyDoc{KeyLogLevel, "info", "debug, info, warn or error; live through PUT /admin/loglevel"},
-		keyDoc{KeyLogFormat, "auto", "auto (text on a terminal, JSON otherwise), text or json"},
-		keyDoc{KeyLogAccess, "true", "log one line per public request"},
-		keyDoc{KeyEtcdEndpoints, "", "comma-separated etcd endpoints; enables the etcd config layer and the registry"},
-		keyDoc{KeyEtcdUsername, "", "etcd user"},
-		keyDoc{KeyEtcdPassword, "", "etcd password"},
-		keyDoc{KeyEtcdTLSCA, "", "etcd CA certificate file"},
-		keyDoc{KeyEtcdTLSCert, "", "etcd client certificate file"},
-		keyDoc{KeyEtcdTLSKey, "", "etcd client key file"},
-		keyDoc{KeyEtcdDialTimeout, "5s", "etcd dial timeout"},
-		keyDoc{KeyRegistryHost, "", "advertised host (default: first non-loopback IPv4 address)"},
-		keyDoc{KeyRegistryTTL, "10s", "registration lease TTL"},
-		keyDoc{KeyRegistryAttempts, "10", "health checks tried before registering"},
-		keyDoc{KeyRegistryInterval, "1s", "pause between those health checks"},
-		keyDoc{KeyRegistryURISpec, "", "uri-spec advertised to discovery, e.g. /1.x/{territory}/users/{userid}"},
+	level := d(KeyLogLevel, config.String, "info", "debug, info, warn or error; live, and through PUT /admin/loglevel")
+	level.Live = true
+	level.Check = func(v string) error {
+		if _, err := parseLevel(v); err != nil {
+			return errors.New("must be debug, info, warn or error")
+		}
+		return nil
+	}
+	return append(decls,
+		d(KeyShutdownDrain, config.Duration, "1s", "after readiness turns 503 and the instance deregisters, wait this long before servers stop accepting"),
+		d(KeyShutdownTimeout, config.Duration, "10s", "time for in-flight requests to finish once servers stop accepting"),
+		level,
+		config.Decl{Key: KeyLogFormat, Type: config.String, Default: "auto", Doc: "auto (text on a terminal, JSON otherwise), text or json",
+			Check: oneOf("auto", "text", "json")},
+		d(KeyLogAccess, config.Bool, "true", "log one line per public request"),
+		d(KeyEtcdEndpoints, config.List, "", "comma-separated etcd endpoints; enables the etcd config layer and the registry"),
+		d(KeyEtcdUsername, config.String, "", "etcd user"),
+		config.Decl{Key: KeyEtcdPassword, Type: config.String, Secret: true, Doc: "etcd password"},
+		d(KeyEtcdTLSCA, config.String, "", "etcd CA certificate file"),
+		d(KeyEtcdTLSCert, config.String, "", "etcd client certificate file"),
+		d(KeyEtcdTLSKey, config.String, "", "etcd client key file"),
+		d(KeyEtcdDialTimeout, config.Duration, "5s", "etcd dial timeout"),
+		d(KeyRegistryHost, config.String, "", "advertised host (default: first non-loopback IPv4 address)"),
+		d(KeyRegistryTTL, config.Duration, "10s", "registration lease TTL"),
+		d(KeyRegistryAttempts, config.Int, "10", "health checks tried before registering"),
+		d(KeyRegistryInterval, config.Duration, "1s", "pause between those health checks"),
+		d(KeyRegistryURISpec, config.String, "", "uri-spec advertised to discovery, e.g. /1.x/{territory}/users/{userid}"),
+		d(convention.OverridePrefix+"*", config.String, "", "base URL or URL template used for <name> instead of discovery"),
+		d(convention.ServicesPrefix+"*", config.String, "", "services.<name>.offset, .host, .uri-spec: <name>'s place for discovery by convention, without a registry"),
 	)
 }
 
-// conventions returns the lowest configuration layer: every framework key
-// with its conventional value.
-func conventions(offset int) *config.Map {
-	m := make(map[string]string)
-	for _, d := range keyDocs(offset) {
-		if d.def != "" {
-			m[d.key] = d.def
+// oneOf returns a rule that the value is one of vs.
+func oneOf(vs ...string) func(string) error {
+	return func(v string) error {
+		if slices.Contains(vs, v) {
+			return nil
 		}
+		return fmt.Errorf("must be %s", strings.Join(vs, ", "))
 	}
-	return config.NewMap("convention", m)
-}
-
-func knownKeys(offset int) []string {
-	var keys []string
-	for _, d := range keyDocs(offset) {
-		keys = append(keys, d.key)
-	}
-	return keys
 }
 
 // ServerSettings configures one HTTP listener.
@@ -164,6 +168,7 @@ type ServerSettings struct {
 	IdleTimeout       time.Duration
 	MaxHeaderBytes    int
 	MaxBodyBytes      int64 // 0: no limit
+	MaxConns          int   // 0: derived from the open-file limit
 }
 
 // Addr returns host:port for net.Listen.
@@ -171,10 +176,11 @@ func (s ServerSettings) Addr() string { return net.JoinHostPort(s.Host, strconv.
 
 // EtcdSettings configures the etcd client; Endpoints empty means no etcd.
 type EtcdSettings struct {
-	Endpoints          []string
-	Username, Password string
-	CA, Cert, Key      string
-	DialTimeout        time.Duration
+	Endpoints     []string
+	Username      string
+	Password      Secret
+	CA, Cert, Key string
+	DialTimeout   time.Duration
 }
 
 // RegistrySettings configures registration in etcd.
@@ -195,7 +201,7 @@ type Settings struct {
 	ConfigDir   string
 
 	Admin      ServerSettings
-	AdminToken string
+	AdminToken Secret
 	Public     ServerSettings
 	Private    ServerSettings
 
@@ -260,34 +266,66 @@ func (d *decoder) server(prefix string) ServerSettings {
 		IdleTimeout:       d.dur(prefix + "." + keyIdleTimeout),
 		MaxHeaderBytes:    d.int(prefix+"."+keyMaxHeaderBytes, 1024, 64<<20),
 		MaxBodyBytes:      int64(d.int(prefix+"."+keyMaxBodyBytes, 0, 1<<30)),
+		MaxConns:          d.int(prefix+"."+keyMaxConns, 0, 1<<24),
 	}
 }
 
-// decodeSettings decodes and validates the framework settings.
-func decodeSettings(name string, offset int, configDir string, s *config.Store) (Settings, error) {
+// Bootstrap is what must be known before the layers can be read: the
+// environment (it names the second file and the etcd prefixes) and how to
+// reach etcd. It is decoded from the conventions, the files, the
+// environment and WithValues; etcd cannot set it.
+type Bootstrap struct {
+	Environment string
+	ConfigDir   string
+	Etcd        EtcdSettings
+}
+
+// decodeBootstrap decodes the bootstrap keys from s.
+func decodeBootstrap(dir string, s *config.Store) (Bootstrap, error) {
+	d := &decoder{s: s}
+	b := Bootstrap{
+		Environment: d.str(KeyEnvironment),
+		ConfigDir:   dir,
+		Etcd: EtcdSettings{
+			Endpoints:   s.Strings(KeyEtcdEndpoints, nil),
+			Username:    d.str(KeyEtcdUsername),
+			Password:    Secret(d.str(KeyEtcdPassword)),
+			CA:          d.str(KeyEtcdTLSCA),
+			Cert:        d.str(KeyEtcdTLSCert),
+			Key:         d.str(KeyEtcdTLSKey),
+			DialTimeout: d.dur(KeyEtcdDialTimeout),
+		},
+	}
+	if d.err != nil {
+		return b, d.err
+	}
+	if err := convention.CheckName("environment", b.Environment); err != nil {
+		v, _ := s.Lookup(KeyEnvironment)
+		return b, v.Invalid(err.Error())
+	}
+	return b, nil
+}
+
+// decodeSettings decodes the framework settings once, from the final
+// store (every layer, etcd included). Types and single-key rules were
+// checked by the schema when the store was built; the rules across keys
+// are checked here.
+func decodeSettings(name string, offset int, boot Bootstrap, s *config.Store) (Settings, error) {
 	d := &decoder{s: s}
 	st := Settings{
 		Name:            name,
 		Offset:          offset,
-		ConfigDir:       configDir,
-		Environment:     d.str(KeyEnvironment),
+		ConfigDir:       boot.ConfigDir,
+		Environment:     boot.Environment,
 		Admin:           d.server("admin"),
-		AdminToken:      d.str(KeyAdminToken),
+		AdminToken:      Secret(d.str(KeyAdminToken)),
 		Public:          d.server("public"),
 		Private:         d.server("private"),
 		ShutdownDrain:   d.dur(KeyShutdownDrain),
 		ShutdownTimeout: d.dur(KeyShutdownTimeout),
 		LogFormat:       d.str(KeyLogFormat),
 		LogAccess:       d.bool(KeyLogAccess),
-		Etcd: EtcdSettings{
-			Endpoints:   s.Strings(KeyEtcdEndpoints, nil),
-			Username:    d.str(KeyEtcdUsername),
-			Password:    d.str(KeyEtcdPassword),
-			CA:          d.str(KeyEtcdTLSCA),
-			Cert:        d.str(KeyEtcdTLSCert),
-			Key:         d.str(KeyEtcdTLSKey),
-			DialTimeout: d.dur(KeyEtcdDialTimeout),
-		},
+		Etcd:            boot.Etcd,
 		Registry: RegistrySettings{
 			Host:     d.str(KeyRegistryHost),
 			TTL:      d.dur(KeyRegistryTTL),
@@ -299,21 +337,12 @@ func decodeSettings(name string, offset int, configDir string, s *config.Store) 
 	if d.err != nil {
 		return st, d.err
 	}
-	if v, _ := s.Lookup(KeyEnvironment); !nameRule.MatchString(st.Environment) {
-		return st, v.Invalid("must match " + nameRule.String())
-	}
 	lvl, err := parseLevel(d.str(KeyLogLevel))
 	if err != nil {
 		v, _ := s.Lookup(KeyLogLevel)
 		return st, v.Invalid("must be debug, info, warn or error")
 	}
 	st.LogLevel = lvl
-	switch st.LogFormat {
-	case "auto", "text", "json":
-	default:
-		v, _ := s.Lookup(KeyLogFormat)
-		return st, v.Invalid("must be auto, text or json")
-	}
 	if st.Registry.TTL > 0 && st.Registry.TTL < 2*time.Second {
 		v, _ := s.Lookup(KeyRegistryTTL)
 		return st, v.Invalid("must be at least 2s")
@@ -325,6 +354,29 @@ func decodeSettings(name string, offset int, configDir string, s *config.Store) 
 	return st, nil
 }
 
+// Secret is a setting that must never be shown: it prints, logs and
+// encodes as "[redacted]" however it is formatted. Reveal returns it.
+type Secret string
+
+// Reveal returns the secret itself, for the one place that uses it.
+func (s Secret) Reveal() string { return string(s) }
+
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// GoString redacts %#v too.
+func (s Secret) GoString() string { return strconv.Quote(s.String()) }
+
+// LogValue redacts it in slog lines.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// MarshalText redacts it in JSON and other encodings.
+func (s Secret) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
 // isLoopback reports whether host names only the loopback interface.
 func isLoopback(host string) bool {
 	if host == "localhost" {
@@ -332,10 +384,4 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
-}
-
-func parseLevel(s string) (slog.Level, error) {
-	var l slog.Level
-	err := l.UnmarshalText([]byte(s))
-	return l, err
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,12 +17,15 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/svc-dev/svc/admin"
+	"github.com/svc-dev/svc/config"
 	"github.com/svc-dev/svc/svc"
 )
 
 // Module is everything the example adds to the framework: constructors,
 // public routes, a readiness check and an admin task.
 var Module = svc.Module("example",
+	svc.Config[HelloConfig]("hello"),
+	svc.Defaults(map[string]string{"registry.uri-spec": "/hello/{name}"}),
 	svc.Provide(NewGreeter, NewRelay),
 	svc.PublicRoutes(func(g *Greeter) svc.Routes { return g.Routes }),
 	svc.PublicRoutes(func(rl *Relay) svc.Routes { return rl.Routes }),
@@ -30,6 +34,21 @@ var Module = svc.Module("example",
 		return admin.Task{Name: "reset-counts", Help: "print and reset the per-name greeting counts", Run: g.Reset}
 	}),
 )
+
+// HelloConfig is the example's own configuration: the keys under hello.,
+// declared once here. hello.greeting is live: a change in a file, in etcd
+// or through the admin port reaches the next request without a restart.
+type HelloConfig struct {
+	Greeting string `key:"greeting" default:"hello" doc:"the word before the name in GET /hello/{name}" live:"true"`
+}
+
+// Validate keeps the greeting to one short line.
+func (c *HelloConfig) Validate() error {
+	if c.Greeting == "" || len(c.Greeting) > 64 || strings.ContainsAny(c.Greeting, "\r\n") {
+		return errors.New("hello.greeting must be 1 to 64 characters on one line")
+	}
+	return nil
+}
 
 // maxWork bounds /work so that a typo cannot pin a connection for hours.
 const maxWork = time.Minute
@@ -41,6 +60,7 @@ const workMargin = 100 * time.Millisecond
 // Greeter holds the example's state: how often each name was greeted.
 type Greeter struct {
 	instance *svc.Instance
+	cfg      *config.Struct[HelloConfig]
 	maxWork  time.Duration // longest /work: below public.write-timeout
 
 	mu     sync.Mutex     // guards counts
@@ -49,8 +69,8 @@ type Greeter struct {
 }
 
 // NewGreeter returns a Greeter that becomes ready when the app starts.
-func NewGreeter(lc fx.Lifecycle, in *svc.Instance, st svc.Settings) *Greeter {
-	g := &Greeter{instance: in, counts: map[string]int{}, maxWork: maxWork}
+func NewGreeter(lc fx.Lifecycle, in *svc.Instance, st svc.Settings, cfg *config.Struct[HelloConfig]) *Greeter {
+	g := &Greeter{instance: in, cfg: cfg, counts: map[string]int{}, maxWork: maxWork}
 	if wt := st.Public.WriteTimeout; wt > 0 && wt-workMargin < g.maxWork {
 		g.maxWork = max(wt-workMargin, 0)
 	}
@@ -76,7 +96,7 @@ func (g *Greeter) hello(w http.ResponseWriter, r *http.Request) {
 	g.mu.Unlock()
 	info := g.instance.Info()
 	writeJSON(w, http.StatusOK, map[string]any{
-		"message":  "hello, " + name,
+		"message":  g.cfg.Get().Greeting + ", " + name,
 		"count":    n,
 		"instance": info.Instance,
 		"port":     info.Ports.Public,

@@ -58,7 +58,7 @@ func CheckName(what, name string) error {
 	if IsName(name) {
 		return nil
 	}
-	return fmt.Errorf("%s %q must match %s (a lower-case letter, then up to 62 lower-case letters, digits or '-')", what, name, NameRule)
+	return fmt.Errorf("%s %q must match %s (lower-case letter first, then up to 62 lower-case letters, digits or '-')", what, name, NameRule)
 }
 
 // CheckOffset returns an error naming the range and the port arithmetic

@@ -1,0 +1,325 @@
+package svc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/fx"
+
+	"github.com/svc-dev/svc/admin"
+	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/config/etcdsource"
+	"github.com/svc-dev/svc/internal/httpmw"
+	"github.com/svc-dev/svc/registry"
+)
+
+// frameworkModule is the framework's components. Each takes its own
+// settings and appends its own lifecycle hooks, so the start and stop
+// order follows the dependencies: etcd client < etcd config layer < live
+// configuration < discovery < the service's constructors < listeners <
+// registration < the stop step, started in that order and stopped in
+// reverse.
+var frameworkModule = fx.Module("svc",
+	fx.Provide(
+		provideEtcdClient,
+		provideEtcdLayer,
+		provideLive,
+		provideSettings,
+		provideInstance,
+		provideDiscovery,
+		newReadiness,
+		newDrainer,
+		provideMetrics,
+		provideAdmin,
+		provideListeners,
+		provideRegistration,
+		func() *registryView { return &registryView{} },
+	),
+	fx.Invoke(attachChecks),
+	// Last, so that its stop hook runs first: readiness 503, deregister,
+	// wait shutdown.drain.
+	fx.Invoke(appendStopStep),
+)
+
+// identity is what Run was called with.
+type identity struct {
+	name    string
+	offset  int
+	version string
+}
+
+// checksOut puts a component's readiness checks in the one group the
+// service's own checks are in.
+type checksOut struct {
+	fx.Out
+	Checks []Check `group:"svc.checks,flatten"`
+}
+
+func provideEtcdClient(l *layers, lc fx.Lifecycle, hooks *frameworkHooks) (*clientv3.Client, error) {
+	if len(l.boot.Etcd.Endpoints) == 0 {
+		return nil, nil
+	}
+	cli, err := newEtcdClient(l.boot.Etcd)
+	if err != nil {
+		return nil, err
+	}
+	hooks.append(lc, fx.Hook{OnStop: func(context.Context) error { return cli.Close() }}, true)
+	return cli, nil
+}
+
+type etcdLayerOut struct {
+	fx.Out
+	Layer  *etcdsource.Source
+	Checks []Check `group:"svc.checks,flatten"`
+}
+
+// provideEtcdLayer is the etcd configuration layer, when etcd is
+// configured. It lists etcd at construction (waiting up to 2s) and follows
+// it until stopped.
+func provideEtcdLayer(cli *clientv3.Client, l *layers, id identity, log *slog.Logger, lc fx.Lifecycle, hooks *frameworkHooks) (etcdLayerOut, error) {
+	if cli == nil {
+		return etcdLayerOut{}, nil
+	}
+	src, err := etcdsource.New(cli, l.boot.Environment, id.name, etcdsource.Options{Logger: log})
+	if err != nil {
+		return etcdLayerOut{}, err
+	}
+	hooks.append(lc, fx.Hook{OnStop: func(context.Context) error { return src.Close() }}, true)
+	return etcdLayerOut{Layer: src, Checks: []Check{{Name: "config", Informational: true, Func: src.Check}}}, nil
+}
+
+// provideLive is the configuration in force over every layer. Its
+// watches start before the listeners bind and stop after they stopped.
+func provideLive(l *layers, etcdLayer *etcdsource.Source, lg *logs, reg prometheus.Registerer, lc fx.Lifecycle, hooks *frameworkHooks) (*config.Live, error) {
+	var el config.Layer // untyped nil without etcd: NewLive skips it
+	if etcdLayer != nil {
+		el = etcdLayer
+	}
+	live, err := config.NewLive(config.LiveOptions{Schema: l.schema, Logger: lg.log, Audit: lg.audit, Metrics: reg}, l.stack(el)...)
+	if err != nil {
+		return nil, err
+	}
+	hooks.append(lc, fx.Hook{
+		OnStart: func(context.Context) error { return live.Start() },
+		OnStop:  func(context.Context) error { return live.Close() },
+	}, false)
+	return live, nil
+}
+
+// provideSettings decodes the framework's settings once, from the final
+// configuration, and puts the log format and level in force.
+func provideSettings(l *layers, id identity, live *config.Live, lg *logs) (Settings, error) {
+	st, err := decodeSettings(id.name, id.offset, l.boot, live.Current())
+	if err != nil {
+		return st, err
+	}
+	lg.setFormat(st.LogFormat)
+	lg.level.Set(st.LogLevel)
+	live.OnChange(KeyLogLevel, func(c config.Change) {
+		if c.New == nil {
+			return
+		}
+		if lvl, err := parseLevel(c.New.Value); err == nil {
+			lg.level.Set(lvl)
+		}
+	})
+	return st, nil
+}
+
+func provideInstance(id identity, st Settings) *Instance {
+	return newInstance(id.name, st.Environment, id.version)
+}
+
+type discoveryOut struct {
+	fx.Out
+	Discovery *registry.Discovery
+	Checks    []Check `group:"svc.checks,flatten"`
+}
+
+// provideDiscovery resolves other services: registry-backed with etcd,
+// by override and convention always. It stops after the listeners.
+func provideDiscovery(cli *clientv3.Client, st Settings, live *config.Live, log *slog.Logger, lc fx.Lifecycle, hooks *frameworkHooks) discoveryOut {
+	d := registry.NewDiscovery(registry.DiscoveryOptions{
+		Client:      cli,
+		Environment: st.Environment,
+		Lookup: func(key string) (string, bool) {
+			v, ok := live.Current().Lookup(key)
+			return v.Value, ok
+		},
+		Self:       st.Name,
+		SelfOffset: st.Offset,
+		Logger:     log,
+	})
+	hooks.append(lc, fx.Hook{OnStop: func(context.Context) error { return d.Close() }}, true)
+	out := discoveryOut{Discovery: d}
+	if cli != nil {
+		out.Checks = []Check{{Name: "discovery", Informational: true, Func: d.Check}}
+	}
+	return out
+}
+
+// provideMetrics makes the HTTP metrics and registers the runtime and
+// process collectors and svc_info.
+func provideMetrics(reg *prometheus.Registry, in *Instance) (*httpmw.Metrics, error) {
+	m, err := httpmw.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("svc: metrics: %w", err)
+	}
+	info := in.Info()
+	infoGauge := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name:        "svc_info",
+		Help:        "Constant 1, labelled with the service's name, environment and version.",
+		ConstLabels: prometheus.Labels{"name": info.Name, "environment": info.Environment, "version": info.Version},
+	})
+	infoGauge.Set(1)
+	if err := errors.Join(
+		reg.Register(collectors.NewGoCollector()),
+		reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
+		reg.Register(infoGauge),
+	); err != nil {
+		return nil, fmt.Errorf("svc: metrics: %w", err)
+	}
+	return m, nil
+}
+
+type adminIn struct {
+	fx.In
+	Settings Settings
+	Logs     *logs
+	Instance *Instance
+	Live     *config.Live
+	Drainer  *drainer
+	Registry *registryView
+	Tasks    []admin.Task `group:"svc.tasks"`
+}
+
+func provideAdmin(in adminIn) (*admin.Server, error) {
+	return admin.New(admin.Params{
+		Info:   func() any { return in.Instance.Info() },
+		Level:  in.Logs.level,
+		Config: func() []config.Value { return in.Live.Current().All() },
+		Reload: func(ctx context.Context) (any, error) {
+			rep, err := in.Live.Reload(ctx)
+			if rep.Result == "" {
+				return nil, err
+			}
+			return rep, nil
+		},
+		Drain:    in.Drainer.Drain,
+		Undrain:  in.Drainer.Undrain,
+		Tasks:    in.Tasks,
+		Registry: in.Registry.status,
+		Instance: in.Registry.record,
+		Token:    in.Settings.AdminToken.Reveal(),
+		Logger:   in.Logs.log,
+	})
+}
+
+// attachChecks gives readiness every check of the one group: the
+// service's and the framework's.
+func attachChecks(r *readiness, in struct {
+	fx.In
+	Checks []Check `group:"svc.checks"`
+}) error {
+	seen := map[string]bool{}
+	for _, c := range in.Checks {
+		if c.Name == "" || c.Func == nil {
+			return errors.New("svc: a readiness check needs a Name and a Func")
+		}
+		if seen[c.Name] {
+			return fmt.Errorf("svc: two readiness checks are named %q", c.Name)
+		}
+		seen[c.Name] = true
+	}
+	r.checks = in.Checks
+	return nil
+}
+
+// drainer runs the drain hooks (deregistration) for POST /admin/drain and
+// at shutdown, and their reverse for POST /admin/undrain.
+type drainer struct {
+	ready    *readiness
+	mu       sync.Mutex // guards drain, undrain
+	drain    []func(context.Context) error
+	undrain  []func(context.Context) error
+	stopping bool // set when shutdown begins; undrain is refused from then on
+}
+
+func newDrainer(r *readiness) *drainer { return &drainer{ready: r} }
+
+// on registers hooks run by Drain and Undrain.
+func (d *drainer) on(drain, undrain func(context.Context) error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.drain = append(d.drain, drain)
+	d.undrain = append(d.undrain, undrain)
+}
+
+// Drain turns readiness to 503 and runs the drain hooks (the registrar
+// deregisters); the servers keep serving.
+func (d *drainer) Drain(ctx context.Context) error {
+	d.ready.draining.Store(true)
+	d.mu.Lock()
+	hs := d.drain
+	d.mu.Unlock()
+	return runAll(ctx, hs)
+}
+
+// Undrain reverses Drain: ready again, undrain hooks run (re-register).
+// Once shutdown began it refuses: the instance stays draining.
+func (d *drainer) Undrain(ctx context.Context) error {
+	d.mu.Lock()
+	hs, stopping := d.undrain, d.stopping
+	d.mu.Unlock()
+	if stopping {
+		return errors.New("svc: shutting down; cannot undrain")
+	}
+	d.ready.draining.Store(false)
+	return runAll(ctx, hs)
+}
+
+func runAll(ctx context.Context, hs []func(context.Context) error) error {
+	var errs []error
+	for _, h := range hs {
+		errs = append(errs, h(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// appendStopStep appends the first stop step, last of all hooks: readiness
+// 503 and the drain hooks (deregistration), then wait shutdown.drain so
+// that clients notice.
+func appendStopStep(lc fx.Lifecycle, hooks *frameworkHooks, d *drainer, st Settings, log *slog.Logger, _ *listeners, _ *registration) {
+	hooks.append(lc, fx.Hook{OnStop: func(ctx context.Context) error {
+		d.mu.Lock()
+		d.stopping = true
+		d.mu.Unlock()
+		log.Info("shutting down", "drain", st.ShutdownDrain.String(), "timeout", st.ShutdownTimeout.String())
+		err := d.Drain(ctx)
+		if st.ShutdownDrain > 0 {
+			t := time.NewTimer(st.ShutdownDrain)
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				err = errors.Join(err, ctx.Err())
+			}
+		}
+		return err
+	}}, false)
+}
+
+// parseLevel parses debug, info, warn or error.
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	err := l.UnmarshalText([]byte(strings.TrimSpace(s)))
+	return l, err
+}
