@@ -209,4 +209,3 @@ func Bind[T any](l *Live, prefix string) (*Struct[T], error) {
 	})
 	return s, nil
 }
-

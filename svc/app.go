@@ -115,6 +115,8 @@ func newApp(name string, offset int, o *options) (*App, error) {
 	reg := prometheus.NewRegistry()
 	a.fx = fx.New(
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
+		fx.Logger(nopPrinter{}), // fx's fallback when the graph is broken
+
 		fx.Supply(l, a.logs, a.logs.log, a.hooks, a.fatal, reg, schema, identity{name: name, offset: offset, version: version}),
 		fx.Provide(func() prometheus.Registerer { return reg }),
 		fx.Options(o.fx...),
@@ -123,10 +125,19 @@ func newApp(name string, offset int, o *options) (*App, error) {
 	)
 	if err := a.fx.Err(); err != nil {
 		a.abortStart()
+		if os.Getenv("SVC_DEBUG_FX") != "" {
+			fmt.Fprintln(os.Stderr, err)
+		}
 		return nil, assemblyError(name, err)
 	}
 	return a, nil
 }
+
+// nopPrinter silences fx's own fallback logger: errors reach the caller
+// as one line instead.
+type nopPrinter struct{}
+
+func (nopPrinter) Printf(string, ...any) {}
 
 // startTimeout covers the health-gated registration and an etcd dial.
 func (a *App) startTimeout() time.Duration {

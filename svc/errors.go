@@ -59,14 +59,35 @@ func lastConstructor(msg string) string {
 	ctorRE := regexp.MustCompile(`function "?([^" ]+)"?\.?([^ ]*) \(([^)]+)\)`)
 	found := ""
 	for _, m := range ctorRE.FindAllStringSubmatch(msg, -1) {
-		fn := m[1] + m[2]
-		if strings.Contains(fn, "go.uber.org/") || strings.Contains(fn, "svc-dev/svc/svc") || strings.Contains(fn, "reflect.") {
+		fn := m[1]
+		if m[2] != "" {
+			fn += "." + m[2]
+		}
+		if frameworkFunc(fn) {
 			continue
 		}
 		short := fn[strings.LastIndexByte(fn, '/')+1:]
 		found = fmt.Sprintf("%s (%s)", short, shortPath(m[3]))
 	}
 	return found
+}
+
+// frameworkFunc reports whether fn is fx's, dig's or one of svc's own
+// constructors and wrappers, which an error should not name.
+func frameworkFunc(fn string) bool {
+	if strings.Contains(fn, "go.uber.org/") || strings.HasPrefix(fn, "reflect.") {
+		return true
+	}
+	rest, ok := strings.CutPrefix(fn, "github.com/svc-dev/svc/svc.")
+	if !ok {
+		return false
+	}
+	for _, p := range []string{"provide", "new", "attachChecks", "appendStopStep", "Config", "group", "frameworkModule", "init."} {
+		if strings.HasPrefix(rest, p) {
+			return true
+		}
+	}
+	return false
 }
 
 // between returns the text of s after start, up to end (or the line's end).

@@ -26,18 +26,18 @@ type listeners struct {
 
 type listenersIn struct {
 	fx.In
-	Lifecycle  fx.Lifecycle
-	Fatal      *fatal
-	Hooks      *frameworkHooks
-	Settings   Settings
-	Logger     *slog.Logger
-	Admin      *admin.Server
-	Readiness  *readiness
-	Metrics    *httpmw.Metrics
-	Gatherer   *prometheus.Registry
-	Instance   *Instance
-	Public     []Routes `group:"svc.public"`
-	Private    []Routes `group:"svc.private"`
+	Lifecycle fx.Lifecycle
+	Fatal     *fatal
+	Hooks     *frameworkHooks
+	Settings  Settings
+	Logger    *slog.Logger
+	Admin     *admin.Server
+	Readiness *readiness
+	Metrics   *httpmw.Metrics
+	Gatherer  *prometheus.Registry
+	Instance  *Instance
+	Public    []Routes `group:"svc.public"`
+	Private   []Routes `group:"svc.private"`
 }
 
 func provideListeners(in listenersIn) (*listeners, error) {

@@ -2,6 +2,8 @@ package svc
 
 import (
 	"context"
+	"errors"
+	"io"
 	"strings"
 	"sync"
 	"testing"
@@ -177,5 +179,71 @@ func TestRunSignalDuringStart(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatalf("run did not return within 10s of a signal during start")
+	}
+}
+
+// A listener that dies while serving stops the whole app: run stops the
+// rest and returns 1 with one line naming the listener.
+func TestListenerDeathStopsTheApp(t *testing.T) {
+	var stderr lockedBuilder
+	o := collect([]Option{
+		WithEnv(map[string]string{EnvConfigDir: t.TempDir()}),
+		WithValues(map[string]string{"admin.port": "0", "public.port": "0", "private.port": "0", "shutdown.drain": "0s"}),
+		WithOutput(io.Discard, &stderr),
+		WithArgs(),
+		Invoke(func(lc fx.Lifecycle, ls *listeners) {
+			// Once serving, the public listener's socket is closed under
+			// it: Serve fails with something other than ErrServerClosed.
+			lc.Append(fx.StartHook(func() { go ls.servers[1].ln.Close() }))
+		}),
+	})
+	code := run(context.Background(), "dying", 80, o)
+	if code != 1 {
+		t.Fatalf("run = %d; want 1", code)
+	}
+	if !strings.Contains(stderr.String(), "public listener died while serving") {
+		t.Errorf("stderr does not name the public listener: %s", stderr.String())
+	}
+}
+
+// Errors of the service's own constructors are one line naming the
+// constructor and what it lacks, not fx's chain of internals.
+func TestConstructorErrorsAreOneLine(t *testing.T) {
+	type db struct{}
+	type store struct{}
+	type a struct{}
+	type b struct{}
+	tests := []struct {
+		name string
+		opt  Option
+		want []string
+	}{
+		{"missing type", Provide(func(*db) *store { return &store{} }), []string{"needs *svc.db", "nothing provides", "run_test.go"}},
+		{"cycle", Provide(func(*b) *a { return &a{} }, func(*a) *b { return &b{} }), []string{"cycle"}},
+		{"constructor error", Provide(func() (*db, error) { return nil, errors.New("connect refused") }), []string{"failed", "connect refused"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			need := Invoke(func(*store) {})
+			switch tt.name {
+			case "cycle":
+				need = Invoke(func(*a) {})
+			case "constructor error":
+				need = Invoke(func(*db) {})
+			}
+			_, err := New("ctors", 80, WithEnv(map[string]string{EnvConfigDir: t.TempDir()}), WithOutput(io.Discard, io.Discard), tt.opt, need)
+			if err == nil {
+				t.Fatal("New succeeded")
+			}
+			msg := err.Error()
+			if strings.Contains(msg, "\n") || strings.Contains(msg, "could not build arguments") {
+				t.Errorf("not one plain line: %q", msg)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(msg, w) {
+					t.Errorf("%q does not contain %q", msg, w)
+				}
+			}
+		})
 	}
 }

@@ -15,7 +15,7 @@ import (
 // service named by its name and by its admin port.
 func TestServiceCommands(t *testing.T) {
 	t.Parallel()
-	alpha := startService(t, "alpha", 10, map[string]string{"db.password": "hunter2"})
+	alpha := startService(t, "alpha", 10, map[string]string{"etcd.password": "hunter2"})
 	port := strconv.Itoa(adminPort(alpha))
 	env := scanEnv(adminPort(alpha))
 	dir := t.TempDir()
@@ -57,12 +57,12 @@ func TestServiceCommands(t *testing.T) {
 
 	t.Run("config", func(t *testing.T) {
 		r := svcctl(t, env, "alpha", "config")
-		want(t, r, 0, "KEY", "LAYER", "admin.port", "db.password", "option")
+		want(t, r, 0, "KEY", "LAYER", "admin.port", "etcd.password", "option")
 		if strings.Contains(r.stdout, "hunter2") {
 			t.Errorf("config shows a secret:\n%s", r.stdout)
 		}
 		r = svcctl(t, env, "alpha", "config", "--json")
-		want(t, r, 0, `"key": "db.password"`)
+		want(t, r, 0, `"key": "etcd.password"`)
 		if strings.Contains(r.stdout, "hunter2") {
 			t.Errorf("config --json shows a secret:\n%s", r.stdout)
 		}

@@ -275,21 +275,24 @@ func (s *Source) follow(ctx context.Context, from int64) error {
 // announce, announces the change.
 func (s *Source) publish(announce bool) {
 	m := map[string]string{}
+	origin := map[string]config.Origin{}
 	for _, p := range []struct {
 		prefix string
 		kv     map[string]string
-	}{{s.all, s.allKV}, {s.own, s.ownKV}} {
+		shared bool
+	}{{s.all, s.allKV, true}, {s.own, s.ownKV, false}} {
 		for ek, v := range p.kv {
 			if key, ok := s.key(p.prefix, ek); ok && v != "" {
 				m[key] = v
+				origin[key] = config.Origin{Where: "etcd key " + ek, Shared: p.shared}
 			}
 		}
 	}
 	old := s.snap.Load()
-	if maps.Equal(m, asMap(old)) {
+	if maps.Equal(m, asMap(old)) && sameOrigins(origin, old) {
 		return
 	}
-	s.snap.Store(config.NewMap("etcd", m))
+	s.snap.Store(config.NewMapOrigins("etcd", m, origin))
 	if announce {
 		select {
 		case s.changed <- struct{}{}:
@@ -316,6 +319,18 @@ func (s *Source) key(prefix, ek string) (string, bool) {
 		s.log.Warn("etcd config layer: ignoring a key", "etcd_key", ek, "reason", why)
 	}
 	return "", false
+}
+
+// sameOrigins reports whether every key of origin comes from the same
+// place in m: a key moving between _all and the service's prefix with
+// the same value changes whether an undeclared one is refused.
+func sameOrigins(origin map[string]config.Origin, m *config.Map) bool {
+	for k, o := range origin {
+		if mo, _ := m.Origin(k); mo != o {
+			return false
+		}
+	}
+	return true
 }
 
 func asMap(m *config.Map) map[string]string {
