@@ -30,7 +30,7 @@ func TestEtcdSetsBootstrapDependentKeys(t *testing.T) {
 	put(t, cli, "svc/dev/config/tok/log.format", "text")
 	var logs svctest.LogBuffer
 	app := svctest.StartWith(t, "tok", 50, svctest.Options{
-		Env: map[string]string{"ETCD_ENDPOINTS": strings.Join(etcd.Endpoints(), ","), "REGISTRY_HOST": "127.0.0.1"},
+		Env:    map[string]string{"ETCD_ENDPOINTS": strings.Join(etcd.Endpoints(), ","), "REGISTRY_HOST": "127.0.0.1"},
 		Values: map[string]string{"admin.host": "0.0.0.0", "registry.interval": "50ms"},
 	}, svc.WithOutput(io.Discard, &logs))
 	c := svctest.Client(t)
@@ -73,7 +73,9 @@ func TestReadyzKeepsFrameworkChecksWithServiceChecks(t *testing.T) {
 		Values: map[string]string{"registry.interval": "50ms"},
 	}, svc.WithOutput(io.Discard, io.Discard), svc.ReadinessFunc("mine", func(context.Context) error { return nil }))
 	r := do(t, svctest.Client(t), "GET", app.PrivateURL+"/readyz", "")
-	var body struct{ Checks map[string]struct{ Status string } }
+	var body struct {
+		Checks map[string]struct{ Status string }
+	}
 	if err := json.Unmarshal([]byte(r.body), &body); err != nil {
 		t.Fatalf("/readyz: %v: %s", err, r.body)
 	}
