@@ -391,7 +391,7 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 	}
 
 	old := l.cur.Load()
-	cand := NewStore(l.known, sources...)
+	cand := NewStore(l.known, sources...).withSchema(l.schema)
 	pins := map[string]pin{}
 	held := map[string]pin{}
 	var applied []Change // value changes, for Vars and hooks
@@ -437,7 +437,7 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 	}
 	applied = l.checkGroups(cand, old, pins, held, applied, &rep, &rejected)
 
-	l.cur.Store(cand.withSchema(l.schema).withPins(pins))
+	l.cur.Store(cand.withPins(pins))
 	l.sources = sources
 	l.held = held
 	for _, c := range applied {
@@ -484,7 +484,7 @@ func (l *Live) checkGroups(cand, old *Store, pins, held map[string]pin, applied 
 		if !slices.ContainsFunc(applied, func(c Change) bool { return strings.HasPrefix(c.Key, g.prefix) }) {
 			continue
 		}
-		err := g.fn(cand.withSchema(l.schema).withPins(pins))
+		err := g.fn(cand.withPins(pins))
 		if err == nil {
 			continue
 		}

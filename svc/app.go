@@ -159,8 +159,11 @@ func (a *App) Start(ctx context.Context) error { return a.fx.Start(ctx) }
 // shutdown.drain, stop accepting and finish in-flight requests within
 // shutdown.timeout, the service's own stop hooks, the configuration
 // watches, discovery and the etcd client. Errors of several steps are
-// joined.
-func (a *App) Stop(ctx context.Context) error { return a.fx.Stop(ctx) }
+// joined. Stop on an app that was never started releases what New made
+// (the etcd client and its watches).
+func (a *App) Stop(ctx context.Context) error {
+	return errors.Join(a.fx.Stop(ctx), a.hooks.stopAll(ctx))
+}
 
 // Drain turns readiness to 503 and deregisters the instance; the servers
 // keep serving. POST /admin/drain calls it.

@@ -84,10 +84,19 @@ func advertisedHost(host string, log *slog.Logger) string {
 	return "127.0.0.1"
 }
 
-// registryView answers GET /admin/registry and GET /admin/instance; the
-// registration component fills it once it exists.
+// registryView answers GET /admin/registry and GET /admin/instance: the
+// record this instance advertises (or would, with a registry), and the
+// registrar's status once the registration component made one.
 type registryView struct {
-	r *registration // nil without etcd, or before the graph is built
+	instance *Instance
+	settings Settings
+	host     func() string // the advertised host, looked up once
+	r        *registration // nil without etcd, or before the graph is built
+}
+
+func newRegistryView(in *Instance, st Settings, log *slog.Logger) *registryView {
+	return &registryView{instance: in, settings: st,
+		host: sync.OnceValue(func() string { return advertisedHost(st.Registry.Host, log) })}
 }
 
 func (v *registryView) status() any {
@@ -101,23 +110,37 @@ func (v *registryView) status() any {
 	return r.Status()
 }
 
-func (v *registryView) record() any {
-	if v.r == nil {
-		return map[string]string{"error": "no registry configured"}
-	}
-	b, err := v.r.record().MarshalValue()
+func (v *registryView) value() any {
+	b, err := v.record().MarshalValue()
 	if err != nil {
 		return map[string]string{"error": err.Error()}
 	}
 	return json.RawMessage(b)
 }
 
+// record is this instance as the registry advertises it; the ports are
+// the bound ones, so call it once started.
+func (v *registryView) record() registry.Record {
+	info := v.instance.Info()
+	return registry.Record{
+		Name:        info.Name,
+		ID:          info.Instance,
+		Environment: info.Environment,
+		Host:        v.host(),
+		PublicPort:  info.Ports.Public,
+		PrivatePort: info.Ports.Private,
+		AdminPort:   info.Ports.Admin,
+		URISpec:     v.settings.Registry.URISpec,
+		Version:     info.Version,
+		StartedAt:   info.StartedAt,
+	}
+}
+
 // registration registers this instance in etcd once the listeners serve
 // and readiness passes, and deregisters it when draining begins.
 type registration struct {
 	settings  Settings
-	instance  *Instance
-	host      func() string                      // the advertised host, looked up once
+	view      *registryView
 	registrar atomic.Pointer[registry.Registrar] // set at start
 }
 
@@ -147,15 +170,11 @@ func provideRegistration(in registrationIn) registrationOut {
 		return registrationOut{}
 	}
 	st, log := in.Settings, in.Logger
-	r := &registration{
-		settings: st,
-		instance: in.Instance,
-		host:     sync.OnceValue(func() string { return advertisedHost(st.Registry.Host, log) }),
-	}
+	r := &registration{settings: st, view: in.View}
 	in.View.r = r
 	in.Hooks.append(in.Lifecycle, fx.Hook{
 		OnStart: func(ctx context.Context) error {
-			reg, err := registry.NewRegistrar(in.Client, r.record(), registry.RegistrarOptions{
+			reg, err := registry.NewRegistrar(in.Client, in.View.record(), registry.RegistrarOptions{
 				TTL:      st.Registry.TTL,
 				Attempts: st.Registry.Attempts,
 				Interval: st.Registry.Interval,
@@ -189,24 +208,6 @@ func provideRegistration(in registrationIn) registrationOut {
 		},
 	}
 	return registrationOut{Registration: r, Checks: []Check{check}}
-}
-
-// record is this instance as the registry advertises it; the ports are
-// the bound ones, so call it once started.
-func (r *registration) record() registry.Record {
-	info := r.instance.Info()
-	return registry.Record{
-		Name:        info.Name,
-		ID:          info.Instance,
-		Environment: info.Environment,
-		Host:        r.host(),
-		PublicPort:  info.Ports.Public,
-		PrivatePort: info.Ports.Private,
-		AdminPort:   info.Ports.Admin,
-		URISpec:     r.settings.Registry.URISpec,
-		Version:     info.Version,
-		StartedAt:   info.StartedAt,
-	}
 }
 
 // deregisterTimeout bounds deregistration: with etcd down, the key goes

@@ -225,6 +225,7 @@ func TestUndeclaredKeyInEtcd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("an undeclared key under _all: %v; want it ignored", err)
 	}
+	t.Cleanup(func() { app.Stop(context.Background()) })
 	if _, ok := app.Config().Lookup("other-service.knob"); ok {
 		t.Error("an undeclared _all key shows in the configuration")
 	}
