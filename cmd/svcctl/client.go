@@ -90,19 +90,20 @@ func (c *adminClient) do(ctx context.Context, method, path string, body io.Reade
 }
 
 // errorMessage returns the "error" field of a JSON error body, or the body
-// text, or the status.
+// text, or the status, on one line with control characters escaped
+// (cleanCell).
 func errorMessage(resp *http.Response) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	var e struct {
 		Error string `json:"error"`
 	}
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		return e.Error
+		return cleanCell(e.Error)
 	}
 	if s := strings.TrimSpace(string(b)); s != "" {
-		return s
+		return cleanCell(s)
 	}
-	return resp.Status
+	return cleanCell(resp.Status)
 }
 
 // connError says in words why a connection failed.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -52,8 +53,12 @@ Exit status: 0 success, 1 error, 2 usage.
 
 // env is what a command reads and writes besides its arguments.
 type env struct {
-	getenv         func(string) string
+	getenv func(string) string
+	// stdout and stderr escape what must not reach a terminal raw (see
+	// sanitize.go); rawStdout is the stdout given to run, for the
+	// commands that copy bytes on request (get --raw).
 	stdout, stderr io.Writer
+	rawStdout      io.Writer
 }
 
 // usageError is a wrong command line: exit status 2.
@@ -67,7 +72,15 @@ func usagef(format string, args ...any) error {
 
 // run is the whole command: main only calls os.Exit(run(...)).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
+	out, errw := &termWriter{w: stdout}, &termWriter{w: stderr}
+	defer errw.Flush()
+	defer out.Flush()
+	return runCmd(ctx, args, &env{getenv: getenv, stdout: out, stderr: errw, rawStdout: stdout})
+}
+
+// runCmd runs the command args names.
+func runCmd(ctx context.Context, args []string, e *env) int {
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -140,21 +153,36 @@ func parseFlags(fs *flag.FlagSet, args []string, help string) ([]string, error) 
 	}
 }
 
-// table writes rows under header, aligned in columns.
+// table writes rows under header, aligned in columns. Every cell is
+// escaped by cleanCell first: a control character in a value cannot
+// reach the terminal or break the columns.
 func table(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	line := func(cells []string) {
+		clean := make([]string, len(cells))
+		for i, c := range cells {
+			clean[i] = cleanCell(c)
+		}
+		fmt.Fprintln(tw, strings.Join(clean, "\t"))
+	}
+	line(header)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		line(r)
 	}
 	return tw.Flush()
 }
 
-// writeJSON writes v as indented JSON.
+// writeJSON writes v as indented JSON, with the runes that must not reach
+// a terminal raw escaped as \u sequences (escapeJSON).
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(buf.Bytes()))
+	return err
 }
 
 // bytesHuman formats n bytes with a binary unit: 12.3 MiB.
