@@ -169,3 +169,12 @@ func readiness(ctx context.Context, hc *http.Client, hostport string) string {
 	}
 	return fmt.Sprintf("not ready (%d)", resp.StatusCode)
 }
+
+// target is how to name the service on svcctl's command line again: its
+// name when known, else its address.
+func (c *adminClient) target() string {
+	if c.name != "" {
+		return c.name
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(c.base, "http://"), "https://")
+}

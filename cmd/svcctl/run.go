@@ -32,6 +32,9 @@ Service commands:
   info                                   name, version, ports, pid, uptime, Go version
   loglevel [LEVEL] [--for 5m]            show or set the log level (debug|info|warn|error)
   config                                 effective configuration: key, value, layer
+  config set KEY VALUE [--for 5m]        set a key on the running service (--for: then revert)
+  config unset KEY                       drop the value config set gave it
+  restart [--wait 30s]                   restart in place; --wait until the new process answers
   drain | undrain                        readiness 503 and deregister (still serving) | the reverse
   tasks                                  the service's admin tasks
   task NAME [k=v ...]                    run a task; its output is streamed
@@ -42,11 +45,16 @@ Service commands:
   registry | instance                    registry status | this instance's registry record
   pprof PROFILE [--seconds N] [-o FILE]  save cpu, heap, allocs, goroutine, block, mutex,
                                          threadcreate or trace; open it with go tool pprof
-  get PATH | post PATH                   any other admin endpoint (GET /admin lists them)
+  get PATH | post PATH [--raw]           any other admin endpoint (GET /admin lists them)
 
 A service is its name (found on this host as svcctl ps finds it), its admin
 port (4010) or host:port. Every service command takes --token (default
 $SVC_ADMIN_TOKEN), sent as "Authorization: Bearer <token>", and most take --json.
+
+Control characters in what services and the registry send (ESC sequences,
+carriage returns, bidi overrides) are printed escaped, \x1b, \r, \u202e;
+JSON output escapes them as JSON does. get and post --raw copy bytes as
+they are.
 
 Exit status: 0 success, 1 error, 2 usage.
 `

@@ -34,7 +34,8 @@ type serviceCmd struct {
 var serviceCmds = map[string]serviceCmd{
 	"info":     {help: "info [--json]: name, environment, version, ports, pid, uptime, Go version", run: svcInfo},
 	"loglevel": {help: "loglevel [LEVEL] [--for DURATION] [--json]: show or set the log level (debug, info, warn, error); --for reverts after DURATION", run: svcLoglevel, maxArgs: 1, setup: func(fs *flag.FlagSet) { fs.Duration("for", 0, "revert after this long") }},
-	"config":   {help: "config [--json]: effective configuration: key, value, layer (secrets redacted)", run: svcConfig},
+	"config":   {help: configHelp, run: svcConfig, maxArgs: 3, setup: func(fs *flag.FlagSet) { fs.Duration("for", 0, "with set: revert after this long") }},
+	"restart":  {help: "restart [--wait DURATION] [--json]: restart the service in place (POST /admin/restart); --wait waits until the new process answers", run: svcRestart, setup: func(fs *flag.FlagSet) { fs.Duration("wait", 0, "wait this long for the restarted service to answer") }},
 	"reload":   {help: "reload: re-read config files and etcd now; prints what changed, was rejected or needs a restart (JSON)", run: svcReload},
 	"drain":    {help: "drain [--json]: readiness 503 and deregister; requests are still served", run: svcAction("/admin/drain")},
 	"undrain":  {help: "undrain [--json]: ready again and registered", run: svcAction("/admin/undrain")},
@@ -240,7 +241,13 @@ func svcLoglevel(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, 
 	return nil
 }
 
-func svcConfig(ctx context.Context, e *env, c *adminClient, _ *flag.FlagSet, _ []string, asJSON bool) error {
+func svcConfig(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, args []string, asJSON bool) error {
+	if len(args) > 0 {
+		return svcConfigChange(ctx, e, c, fs, args, asJSON)
+	}
+	if fs.Lookup("for").Value.String() != "0s" {
+		return usagef("config --for goes with config set KEY VALUE")
+	}
 	var resp struct {
 		Keys []struct {
 			Key   string `json:"key"`
