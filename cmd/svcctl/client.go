@@ -90,19 +90,20 @@ func (c *adminClient) do(ctx context.Context, method, path string, body io.Reade
 }
 
 // errorMessage returns the "error" field of a JSON error body, or the body
-// text, or the status.
+// text, or the status, on one line with control characters escaped
+// (cleanCell).
 func errorMessage(resp *http.Response) string {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	var e struct {
 		Error string `json:"error"`
 	}
 	if json.Unmarshal(b, &e) == nil && e.Error != "" {
-		return e.Error
+		return cleanCell(e.Error)
 	}
 	if s := strings.TrimSpace(string(b)); s != "" {
-		return s
+		return cleanCell(s)
 	}
-	return resp.Status
+	return cleanCell(resp.Status)
 }
 
 // connError says in words why a connection failed.
@@ -167,4 +168,13 @@ func readiness(ctx context.Context, hc *http.Client, hostport string) string {
 		return body.Status
 	}
 	return fmt.Sprintf("not ready (%d)", resp.StatusCode)
+}
+
+// target is how to name the service on svcctl's command line again: its
+// name when known, else its address.
+func (c *adminClient) target() string {
+	if c.name != "" {
+		return c.name
+	}
+	return strings.TrimPrefix(strings.TrimPrefix(c.base, "http://"), "https://")
 }

@@ -350,22 +350,21 @@ func scrapeSD(t *testing.T, base string) []promGroup {
 	return out
 }
 
-// TestEtcdUnreachable: ls and prom-sd exit 1 with a clear message, fast.
+// TestEtcdUnreachable: ls and prom-sd exit 1 with a clear message. That
+// they give up after --timeout is shown by the message, which only the
+// read's deadline produces, not by a wall-clock bound (flaky on a loaded
+// machine); a command that hung would hang the test.
 func TestEtcdUnreachable(t *testing.T) {
 	t.Parallel()
 	env := map[string]string{"ETCD_ENDPOINTS": "127.0.0.1:" + strconv.Itoa(closedPort(t))}
 	for _, args := range [][]string{
-		{"ls", "--timeout", "500ms"},
-		{"prom-sd", "--timeout", "500ms", "--listen", "127.0.0.1:0"},
+		{"ls", "--timeout", "300ms"},
+		{"prom-sd", "--timeout", "400ms", "--listen", "127.0.0.1:0"},
 	} {
 		t.Run(args[0], func(t *testing.T) {
 			t.Parallel()
-			start := time.Now()
 			r := svcctl(t, env, args...)
-			want(t, r, exitError, fmt.Sprintf("etcd %s unreachable: no answer within 500ms (check ETCD_ENDPOINTS)", env["ETCD_ENDPOINTS"]))
-			if d := time.Since(start); d > 3*time.Second {
-				t.Errorf("%s took %s with etcd down; want about its --timeout", args[0], d)
-			}
+			want(t, r, exitError, fmt.Sprintf("etcd %s unreachable: no answer within %s (check ETCD_ENDPOINTS)", env["ETCD_ENDPOINTS"], args[2]))
 		})
 	}
 	want(t, svcctl(t, map[string]string{"ETCD_ENDPOINTS": "x:1", "ETCD_DIAL_TIMEOUT": "soon"}, "ls"), exitUsage, `ETCD_DIAL_TIMEOUT="soon"`)

@@ -53,7 +53,7 @@ func cmdLs(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	for _, w := range warnings {
-		fmt.Fprintf(e.stderr, "svcctl: warning: %s\n", w)
+		fmt.Fprintf(e.stderr, "svcctl: warning: %s\n", cleanCell(w))
 	}
 	checkHealth(ctx, list)
 

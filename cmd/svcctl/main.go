@@ -6,7 +6,8 @@
 //	svcctl ports [FILE] [--json]              check a port catalog for collisions; print the next free offset
 //	svcctl prom-sd [--env E] [--listen ADDR]  serve Prometheus http_sd_config targets from the registry
 //	svcctl <service|admin-port> COMMAND ...   act on one service through its admin listener:
-//	    info, loglevel [LEVEL] [--for 5m], config, drain, undrain, tasks,
+//	    info, loglevel [LEVEL] [--for 5m], config, config set KEY VALUE [--for 5m],
+//	    config unset KEY, restart [--wait 30s], drain, undrain, tasks,
 //	    task NAME [k=v ...], stack, memstats, gc, build, registry, instance,
 //	    pprof cpu|heap|... [--seconds N] [-o FILE], get PATH, post PATH
 //
@@ -15,6 +16,8 @@
 // --token or SVC_ADMIN_TOKEN and is sent as "Authorization: Bearer".
 //
 // Output is an aligned table for people and JSON with --json for scripts.
+// Nothing a service or the registry sends reaches the terminal raw: control
+// characters are printed escaped (sanitize.go).
 // Exit codes: 0 success, 1 error (including "no service found" and an
 // unreachable etcd), 2 usage. docs/svcctl.md has examples.
 package main

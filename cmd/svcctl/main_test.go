@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -74,18 +73,6 @@ func startService(t *testing.T, name string, offset int, values map[string]strin
 
 // adminPort returns the app's bound admin port.
 func adminPort(a *svctest.App) int { return a.Info().Ports.Admin }
-
-// closedPort returns a loopback port where nothing listens (it was free a
-// moment ago).
-func closedPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
 
 // scanEnv is an environment whose SVCCTL_PORTS lists exactly ports, so that
 // discovery sees this test's services and nothing else on the machine.

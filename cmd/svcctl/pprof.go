@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/svc-dev/svc/internal/convention"
 )
 
 const pprofHelp = `pprof PROFILE [--seconds N] [-o FILE]: save a profile to FILE; open it with go tool pprof FILE
@@ -58,7 +60,7 @@ func svcPprof(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, arg
 		who := c.name
 		if who == "" {
 			var in info
-			if c.getJSON(ctx, "/", &in) == nil && in.Name != "" {
+			if c.getJSON(ctx, "/", &in) == nil && convention.IsName(in.Name) { // not a path or an escape sequence
 				who = in.Name
 			} else {
 				who = strings.NewReplacer(":", "-", "/", "-").Replace(strings.TrimPrefix(c.base, "http://"))

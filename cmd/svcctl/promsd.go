@@ -132,7 +132,7 @@ func promSDHandler(e *env, cli *clientv3.Client, eps []string, f etcdFlags) http
 			return
 		}
 		for _, w := range warnings {
-			logf("svcctl: prom-sd: warning: %s\n", w)
+			logf("svcctl: prom-sd: warning: %s\n", cleanCell(w))
 		}
 		w.Header().Set("Content-Type", "application/json")
 		_ = writeJSON(w, targetGroups(list))

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -31,6 +32,9 @@ Service commands:
   info                                   name, version, ports, pid, uptime, Go version
   loglevel [LEVEL] [--for 5m]            show or set the log level (debug|info|warn|error)
   config                                 effective configuration: key, value, layer
+  config set KEY VALUE [--for 5m]        set a key on the running service (--for: then revert)
+  config unset KEY                       drop the value config set gave it
+  restart [--wait 30s]                   restart in place; --wait until the new process answers
   drain | undrain                        readiness 503 and deregister (still serving) | the reverse
   tasks                                  the service's admin tasks
   task NAME [k=v ...]                    run a task; its output is streamed
@@ -41,19 +45,28 @@ Service commands:
   registry | instance                    registry status | this instance's registry record
   pprof PROFILE [--seconds N] [-o FILE]  save cpu, heap, allocs, goroutine, block, mutex,
                                          threadcreate or trace; open it with go tool pprof
-  get PATH | post PATH                   any other admin endpoint (GET /admin lists them)
+  get PATH | post PATH [--raw]           any other admin endpoint (GET /admin lists them)
 
 A service is its name (found on this host as svcctl ps finds it), its admin
 port (4010) or host:port. Every service command takes --token (default
 $SVC_ADMIN_TOKEN), sent as "Authorization: Bearer <token>", and most take --json.
+
+Control characters in what services and the registry send (ESC sequences,
+carriage returns, bidi overrides) are printed escaped, \x1b, \r, \u202e;
+JSON output escapes them as JSON does. get and post --raw copy bytes as
+they are.
 
 Exit status: 0 success, 1 error, 2 usage.
 `
 
 // env is what a command reads and writes besides its arguments.
 type env struct {
-	getenv         func(string) string
+	getenv func(string) string
+	// stdout and stderr escape what must not reach a terminal raw (see
+	// sanitize.go); rawStdout is the stdout given to run, for the
+	// commands that copy bytes on request (get --raw).
 	stdout, stderr io.Writer
+	rawStdout      io.Writer
 }
 
 // usageError is a wrong command line: exit status 2.
@@ -67,7 +80,15 @@ func usagef(format string, args ...any) error {
 
 // run is the whole command: main only calls os.Exit(run(...)).
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	e := &env{getenv: getenv, stdout: stdout, stderr: stderr}
+	out, errw := &termWriter{w: stdout}, &termWriter{w: stderr}
+	defer errw.Flush()
+	defer out.Flush()
+	return runCmd(ctx, args, &env{getenv: getenv, stdout: out, stderr: errw, rawStdout: stdout})
+}
+
+// runCmd runs the command args names.
+func runCmd(ctx context.Context, args []string, e *env) int {
+	stdout, stderr := e.stdout, e.stderr
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return exitUsage
@@ -140,21 +161,36 @@ func parseFlags(fs *flag.FlagSet, args []string, help string) ([]string, error) 
 	}
 }
 
-// table writes rows under header, aligned in columns.
+// table writes rows under header, aligned in columns. Every cell is
+// escaped by cleanCell first: a control character in a value cannot
+// reach the terminal or break the columns.
 func table(w io.Writer, header []string, rows [][]string) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, strings.Join(header, "\t"))
+	line := func(cells []string) {
+		clean := make([]string, len(cells))
+		for i, c := range cells {
+			clean[i] = cleanCell(c)
+		}
+		fmt.Fprintln(tw, strings.Join(clean, "\t"))
+	}
+	line(header)
 	for _, r := range rows {
-		fmt.Fprintln(tw, strings.Join(r, "\t"))
+		line(r)
 	}
 	return tw.Flush()
 }
 
-// writeJSON writes v as indented JSON.
+// writeJSON writes v as indented JSON, with the runes that must not reach
+// a terminal raw escaped as \u sequences (escapeJSON).
 func writeJSON(w io.Writer, v any) error {
-	enc := json.NewEncoder(w)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
 	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	_, err := w.Write(escapeJSON(buf.Bytes()))
+	return err
 }
 
 // bytesHuman formats n bytes with a binary unit: 12.3 MiB.

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/url"
@@ -33,7 +34,8 @@ type serviceCmd struct {
 var serviceCmds = map[string]serviceCmd{
 	"info":     {help: "info [--json]: name, environment, version, ports, pid, uptime, Go version", run: svcInfo},
 	"loglevel": {help: "loglevel [LEVEL] [--for DURATION] [--json]: show or set the log level (debug, info, warn, error); --for reverts after DURATION", run: svcLoglevel, maxArgs: 1, setup: func(fs *flag.FlagSet) { fs.Duration("for", 0, "revert after this long") }},
-	"config":   {help: "config [--json]: effective configuration: key, value, layer (secrets redacted)", run: svcConfig},
+	"config":   {help: configHelp, run: svcConfig, maxArgs: 3, setup: func(fs *flag.FlagSet) { fs.Duration("for", 0, "with set: revert after this long") }},
+	"restart":  {help: "restart [--wait DURATION] [--json]: restart the service in place (POST /admin/restart); --wait waits until the new process answers", run: svcRestart, setup: func(fs *flag.FlagSet) { fs.Duration("wait", 0, "wait this long for the restarted service to answer") }},
 	"reload":   {help: "reload: re-read config files and etcd now; prints what changed, was rejected or needs a restart (JSON)", run: svcReload},
 	"drain":    {help: "drain [--json]: readiness 503 and deregister; requests are still served", run: svcAction("/admin/drain")},
 	"undrain":  {help: "undrain [--json]: ready again and registered", run: svcAction("/admin/undrain")},
@@ -46,8 +48,8 @@ var serviceCmds = map[string]serviceCmd{
 	"registry": {help: "registry: the service's registry status (JSON)", run: svcRegistry("/admin/registry")},
 	"instance": {help: "instance: this instance's record as advertised in the registry (JSON)", run: svcRegistry("/admin/instance")},
 	"pprof":    {help: pprofHelp, run: svcPprof, minArgs: 1, maxArgs: 1, setup: pprofFlags},
-	"get":      {help: "get PATH: GET any admin endpoint and print its answer (GET /admin lists them)", run: svcRaw(http.MethodGet), minArgs: 1, maxArgs: 1},
-	"post":     {help: "post PATH [BODY]: POST to any admin endpoint and print its answer", run: svcRaw(http.MethodPost), minArgs: 1, maxArgs: 2},
+	"get":      {help: "get PATH [--raw]: GET any admin endpoint and print its answer (GET /admin lists them); --raw copies it byte for byte", run: svcRaw(http.MethodGet), minArgs: 1, maxArgs: 1, setup: rawFlag},
+	"post":     {help: "post PATH [BODY] [--raw]: POST to any admin endpoint and print its answer; --raw copies it byte for byte", run: svcRaw(http.MethodPost), minArgs: 1, maxArgs: 2, setup: rawFlag},
 }
 
 func serviceCmdNames() string {
@@ -227,6 +229,7 @@ func svcLoglevel(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, 
 	if asJSON {
 		return writeJSON(e.stdout, resp)
 	}
+	resp.Level, resp.Previous, resp.RevertsAt = cleanCell(resp.Level), cleanCell(resp.Previous), cleanCell(resp.RevertsAt)
 	switch {
 	case len(args) == 0:
 		fmt.Fprintln(e.stdout, resp.Level)
@@ -238,7 +241,13 @@ func svcLoglevel(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, 
 	return nil
 }
 
-func svcConfig(ctx context.Context, e *env, c *adminClient, _ *flag.FlagSet, _ []string, asJSON bool) error {
+func svcConfig(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, args []string, asJSON bool) error {
+	if len(args) > 0 {
+		return svcConfigChange(ctx, e, c, fs, args, asJSON)
+	}
+	if fs.Lookup("for").Value.String() != "0s" {
+		return usagef("config --for goes with config set KEY VALUE")
+	}
 	var resp struct {
 		Keys []struct {
 			Key   string `json:"key"`
@@ -270,7 +279,7 @@ func svcAction(path string) func(context.Context, *env, *adminClient, *flag.Flag
 		if asJSON {
 			return writeJSON(e.stdout, resp)
 		}
-		fmt.Fprintf(e.stdout, "%s: %s\n", c.label, resp.State)
+		fmt.Fprintf(e.stdout, "%s: %s\n", c.label, cleanCell(resp.State))
 		return nil
 	}
 }
@@ -429,7 +438,7 @@ func svcGC(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, _ []st
 	if asJSON {
 		return writeJSON(e.stdout, r)
 	}
-	fmt.Fprintf(e.stdout, "gc: heap %s -> %s in %s", bytesHuman(r.Before), bytesHuman(r.After), r.Duration)
+	fmt.Fprintf(e.stdout, "gc: heap %s -> %s in %s", bytesHuman(r.Before), bytesHuman(r.After), cleanCell(r.Duration))
 	if r.Freed {
 		fmt.Fprintf(e.stdout, "; %s released to the OS", bytesHuman(r.Released))
 	}
@@ -457,14 +466,14 @@ func svcBuild(ctx context.Context, e *env, c *adminClient, _ *flag.FlagSet, _ []
 	if asJSON {
 		return writeJSON(e.stdout, b)
 	}
-	fmt.Fprintf(e.stdout, "%s built with %s (module %s %s)\n", b.Path, b.GoVersion, b.Main.Path, b.Main.Version)
+	fmt.Fprintf(e.stdout, "%s built with %s (module %s %s)\n", cleanCell(b.Path), cleanCell(b.GoVersion), cleanCell(b.Main.Path), cleanCell(b.Main.Version))
 	keys := make([]string, 0, len(b.Settings))
 	for k := range b.Settings {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	for _, k := range keys {
-		fmt.Fprintf(e.stdout, "  %s=%s\n", k, b.Settings[k])
+		fmt.Fprintf(e.stdout, "  %s=%s\n", cleanCell(k), cleanCell(b.Settings[k]))
 	}
 	fmt.Fprintln(e.stdout)
 	rows := make([][]string, 0, len(b.Deps))
@@ -494,9 +503,11 @@ func svcRegistry(path string) func(context.Context, *env, *adminClient, *flag.Fl
 	}
 }
 
-// svcRaw sends method to the path given and copies the answer.
+// svcRaw sends method to the path given and prints the answer: JSON with
+// escapeJSON, other text through the terminal-safe stdout, and with --raw
+// byte for byte.
 func svcRaw(method string) func(context.Context, *env, *adminClient, *flag.FlagSet, []string, bool) error {
-	return func(ctx context.Context, e *env, c *adminClient, _ *flag.FlagSet, args []string, _ bool) error {
+	return func(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, args []string, _ bool) error {
 		path := args[0]
 		if !strings.HasPrefix(path, "/") {
 			path = "/" + path
@@ -510,9 +521,29 @@ func svcRaw(method string) func(context.Context, *env, *adminClient, *flag.FlagS
 			return err
 		}
 		defer resp.Body.Close()
+		if f := fs.Lookup("raw"); f != nil && f.Value.String() == "true" {
+			_, err = io.Copy(e.rawStdout, resp.Body)
+			return err
+		}
+		if mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type")); mt == "application/json" {
+			b, err := io.ReadAll(io.LimitReader(resp.Body, maxJSONAnswer))
+			if err != nil {
+				return fmt.Errorf("%s: %s %s: %s", c.label, method, path, connError(err))
+			}
+			_, err = e.stdout.Write(escapeJSON(b))
+			return err
+		}
 		_, err = io.Copy(e.stdout, resp.Body)
 		return err
 	}
+}
+
+// maxJSONAnswer bounds a JSON answer that get or post read whole to escape it.
+const maxJSONAnswer = 64 << 20
+
+// rawFlag declares --raw on get and post.
+func rawFlag(fs *flag.FlagSet) {
+	fs.Bool("raw", false, "copy the answer byte for byte, control characters included (for a file or a pipe)")
 }
 
 // svcReload is "reload": POST /admin/config/reload.
