@@ -322,19 +322,21 @@ func (s *Server) audit(next http.Handler) http.Handler {
 	})
 }
 
-// redactedURI is u's path and query with the values of secret-looking
-// query keys ([config.IsSecret]) redacted.
+// redactedURI is u's path and query, in the order sent, with the values
+// of secret-looking query keys ([config.IsSecret]) replaced by
+// "[redacted]".
 func redactedURI(u *url.URL) string {
 	if u.RawQuery == "" {
 		return u.EscapedPath()
 	}
-	q := u.Query()
-	for k, vs := range q {
-		for i, v := range vs {
-			vs[i] = config.Redact(k, v)
+	parts := strings.Split(u.RawQuery, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if key, err := url.QueryUnescape(k); err != nil || config.IsSecret(key) {
+			parts[i] = k + "=[redacted]"
 		}
 	}
-	return u.EscapedPath() + "?" + q.Encode()
+	return u.EscapedPath() + "?" + strings.Join(parts, "&")
 }
 
 // auditWriter records the status of a response and what the handler adds

@@ -241,6 +241,30 @@ func TestLogLevelForReverts(t *testing.T) {
 	}
 }
 
+// Two overlapping ?for= periods over HTTP: the last wins, and when it
+// ends the level is the base, not the first temporary level. (Real
+// timers; admin's TestLevel drives the same rules with a fake clock.)
+func TestLogLevelOverlappingFor(t *testing.T) {
+	f := newFixture(t, "")
+	if rec := f.do(t, "PUT", "/admin/loglevel?for=1h", "debug"); rec.Code != 200 {
+		t.Fatalf("PUT debug ?for=1h: %d", rec.Code)
+	}
+	rec := f.do(t, "PUT", "/admin/loglevel?for=20ms", "warn")
+	if rec.Code != 200 {
+		t.Fatalf("PUT warn ?for=20ms: %d", rec.Code)
+	}
+	if resp := decode[map[string]string](t, rec); resp["previous"] != "debug" || resp["reverts_to"] != "info" || resp["reverts_at"] == "" {
+		t.Errorf("PUT warn ?for=20ms response %v; want previous debug, reverts_to info, reverts_at", resp)
+	}
+	if get := decode[map[string]string](t, f.do(t, "GET", "/admin/loglevel", "")); get["level"] != "warn" || get["base"] != "info" || get["reverts_at"] == "" {
+		t.Errorf("GET /admin/loglevel = %v; want level warn, base info, reverts_at", get)
+	}
+	svctest.WaitFor(t, 5*time.Second, "the warn period to end", func() bool { return f.level.Level() != slog.LevelWarn })
+	if got := f.level.Level(); got != slog.LevelInfo {
+		t.Errorf("level after the last temporary period = %v; want INFO (the base), not a stale temporary level", got)
+	}
+}
+
 func TestDrainUndrain(t *testing.T) {
 	f := newFixture(t, "")
 	for _, tt := range []struct {
