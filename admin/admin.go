@@ -8,17 +8,21 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"math"
+	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
 
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/internal/httpmw"
 )
 
 // Task is an operation a service exposes on its admin listener, in the
@@ -35,7 +39,7 @@ type Task struct {
 // Params configures a [Server]. Nil functions disable their endpoints.
 type Params struct {
 	Info    func() any            // JSON for GET /
-	Level   *slog.LevelVar        // the live log level; nil disables /admin/loglevel
+	Level   *Level                // the live log level; nil disables /admin/loglevel
 	Config  func() []config.Value // effective configuration
 	Drain   func(context.Context) error
 	Undrain func(context.Context) error
@@ -49,9 +53,28 @@ type Params struct {
 	// configuration and answers what changed as JSON; an error is a 500.
 	Reload func(context.Context) (any, error)
 	// Token, when not empty, is required as "Authorization: Bearer <Token>".
-	Token  string
-	Logger *slog.Logger // admin actions are logged here; nil: discard
+	// When empty, only requests whose Host is a loopback name or address
+	// (localhost, 127.0.0.0/8, ::1) are served: see the package doc.
+	Token string
+	// MaxProfileDuration caps the seconds parameter of /debug/pprof/
+	// (profile, trace and delta profiles such as heap?seconds=); a larger
+	// value is refused with 400. If zero, DefaultMaxProfileDuration is used.
+	MaxProfileDuration time.Duration
+	// Logger receives what the admin server has to say besides audit
+	// lines; nil: discard.
+	Logger *slog.Logger
+	// Audit receives one line, with audit=true, for every request that
+	// may change something (any method but GET, HEAD and OPTIONS) and for
+	// every request refused with 401 or 403: method, path, remote
+	// address, status and outcome; never the Authorization header, and
+	// query values of secret-looking keys are redacted. Give it a logger
+	// that writes whatever the live level is. If nil, AuditLogger(Logger)
+	// is used.
+	Audit *slog.Logger
 }
+
+// DefaultMaxProfileDuration is the default of Params.MaxProfileDuration.
+const DefaultMaxProfileDuration = 60 * time.Second
 
 // Server is the admin HTTP handler. It is safe for concurrent use.
 type Server struct {
@@ -59,9 +82,7 @@ type Server struct {
 	mux     *chi.Mux
 	tasks   map[string]Task
 	entries []entry
-
-	mu     sync.Mutex  // guards revert
-	revert *time.Timer // pending log-level revert, if any
+	cop     *http.CrossOriginProtection
 }
 
 type entry struct {
@@ -78,7 +99,13 @@ func New(p Params) (*Server, error) {
 	if p.Logger == nil {
 		p.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{p: p, mux: chi.NewRouter(), tasks: make(map[string]Task)}
+	if p.Audit == nil {
+		p.Audit = AuditLogger(p.Logger)
+	}
+	if p.MaxProfileDuration <= 0 {
+		p.MaxProfileDuration = DefaultMaxProfileDuration
+	}
+	s := &Server{p: p, mux: chi.NewRouter(), tasks: make(map[string]Task), cop: http.NewCrossOriginProtection()}
 	for _, t := range p.Tasks {
 		if !validTaskName(t.Name) || t.Run == nil {
 			return nil, fmt.Errorf("admin: task %q: name must be lower-case letters, digits or '-' and Run must be set", t.Name)
@@ -108,12 +135,17 @@ func validTaskName(n string) bool {
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
 
 func (s *Server) handle(method, path, help string, h http.HandlerFunc) {
+	s.handleIn(s.mux, method, path, help, h)
+}
+
+// handleIn routes method and path to h in r and lists them in GET /admin.
+func (s *Server) handleIn(r chi.Router, method, path, help string, h http.HandlerFunc) {
 	s.entries = append(s.entries, entry{method, path, help})
-	s.mux.Method(method, path, h)
+	r.Method(method, path, h)
 }
 
 func (s *Server) routes() {
-	s.mux.Use(s.authenticate, s.audit)
+	s.mux.Use(s.audit, httpmw.CloseChunked(), s.checkHost, s.crossOrigin, s.authenticate)
 	s.mux.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such admin endpoint; GET /admin lists them")
 	})
@@ -148,13 +180,102 @@ func (s *Server) routes() {
 }
 
 // pprof mounts net/http/pprof explicitly: never through http.DefaultServeMux.
-// The command line (pprof's cmdline) is not published.
+// The command line (pprof's cmdline) is not published. A seconds parameter
+// above MaxProfileDuration is refused (capSeconds).
 func (s *Server) pprof() {
-	s.handle(http.MethodGet, "/debug/pprof/", "pprof index; /debug/pprof/{heap,goroutine,allocs,block,mutex,threadcreate}", pprof.Index)
-	s.mux.Get("/debug/pprof/{profile}", pprof.Index)
-	s.handle(http.MethodGet, "/debug/pprof/profile", "CPU profile; ?seconds=30", pprof.Profile)
-	s.handle(http.MethodGet, "/debug/pprof/trace", "execution trace; ?seconds=1", pprof.Trace)
-	s.mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	s.mux.Group(func(r chi.Router) {
+		r.Use(s.capSeconds)
+		s.handleIn(r, http.MethodGet, "/debug/pprof/", "pprof index; /debug/pprof/{heap,goroutine,allocs,block,mutex,threadcreate}", pprof.Index)
+		r.Get("/debug/pprof/{profile}", pprof.Index)
+		s.handleIn(r, http.MethodGet, "/debug/pprof/profile", fmt.Sprintf("CPU profile; ?seconds=30 (at most %v)", s.p.MaxProfileDuration), pprof.Profile)
+		s.handleIn(r, http.MethodGet, "/debug/pprof/trace", fmt.Sprintf("execution trace; ?seconds=1 (at most %v)", s.p.MaxProfileDuration), pprof.Trace)
+		r.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	})
+}
+
+// pprofDefaultSeconds is what net/http/pprof assumes without ?seconds=.
+var pprofDefaultSeconds = map[string]float64{"/debug/pprof/profile": 30, "/debug/pprof/trace": 1}
+
+// capSeconds refuses, with 400, a pprof request whose seconds parameter
+// (or, for profile and trace, its default) exceeds MaxProfileDuration:
+// one request cannot hold a CPU profile, a trace or a delta profile for
+// hours. A seconds value pprof cannot parse is left to pprof.
+func (s *Server) capSeconds(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		sec, given := pprofDefaultSeconds[r.URL.Path], false
+		if v := r.URL.Query().Get("seconds"); v != "" {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				next.ServeHTTP(w, r)
+				return
+			}
+			sec, given = f, true
+		}
+		if limit := s.p.MaxProfileDuration.Seconds(); sec > limit || math.IsNaN(sec) {
+			what := fmt.Sprintf("seconds=%s", r.URL.Query().Get("seconds"))
+			if !given {
+				what = fmt.Sprintf("the default seconds=%g", sec)
+			}
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("admin: %s exceeds the cap of %v (admin.Params.MaxProfileDuration); ask for less", what, s.p.MaxProfileDuration))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// checkHost, while no token is set, refuses a request whose Host is not
+// a loopback name or address: a DNS-rebinding page (evil.example resolving
+// to 127.0.0.1) reaches the listener with Host evil.example. With a token
+// the token is the defence and any Host is served.
+func (s *Server) checkHost(next http.Handler) http.Handler {
+	if s.p.Token != "" {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !LoopbackHost(r.Host) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("admin: Host %q is not a loopback name or address; without admin.token the admin listener answers only Host localhost, 127.0.0.0/8 or [::1] (DNS-rebinding protection)", r.Host))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// LoopbackHost reports whether host, the Host header of a request with or
+// without a port, names the loopback interface: "localhost" (any case,
+// with or without a final dot), an address of 127.0.0.0/8, or ::1 (also
+// as an IPv4-mapped address). The empty Host of an HTTP/1.0 request is
+// accepted: no browser sends one.
+func LoopbackHost(host string) bool {
+	if host == "" {
+		return true
+	}
+	if h, port, err := net.SplitHostPort(host); err == nil {
+		if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			return false
+		}
+		host = h
+	} else if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	if strings.EqualFold(strings.TrimSuffix(host, "."), "localhost") {
+		return true
+	}
+	addr, err := netip.ParseAddr(host)
+	return err == nil && addr.Zone() == "" && addr.Unmap().IsLoopback()
+}
+
+// crossOrigin refuses state-changing requests (any method but GET, HEAD
+// and OPTIONS) that a browser marks as cross-origin, with
+// http.CrossOriginProtection (Sec-Fetch-Site, else Origin against Host).
+// Requests with neither header (curl, svcctl, Go clients) pass.
+func (s *Server) crossOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := s.cop.Check(r); err != nil {
+			writeError(w, http.StatusForbidden, "admin: cross-origin request refused: "+err.Error()+"; the admin port takes state-changing requests only from same-origin pages and non-browser clients")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // authenticate requires the bearer token when one is configured.
@@ -174,31 +295,117 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
-// audit logs every admin request that changes something (who, what, result).
+// audit writes one audit line for every request that may change
+// something and every refused request (see Params.Audit).
 func (s *Server) audit(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method == http.MethodGet || r.Method == http.MethodHead {
-			next.ServeHTTP(w, r)
+		safe := r.Method == http.MethodGet || r.Method == http.MethodHead || r.Method == http.MethodOptions
+		rec := &auditWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(rec, r)
+		refused := rec.status == http.StatusUnauthorized || rec.status == http.StatusForbidden
+		if safe && !refused {
 			return
 		}
-		rec := &statusWriter{ResponseWriter: w, status: http.StatusOK}
-		next.ServeHTTP(rec, r)
-		s.p.Logger.LogAttrs(r.Context(), slog.LevelInfo, "admin action",
-			slog.String("remote", r.RemoteAddr), slog.String("method", r.Method),
-			slog.String("path", r.URL.RequestURI()), slog.Int("status", rec.status))
+		outcome := "ok"
+		switch {
+		case refused:
+			outcome = "refused"
+		case rec.status >= 400:
+			outcome = "failed"
+		}
+		attrs := append([]slog.Attr{
+			slog.String("method", r.Method), slog.String("path", redactedURI(r.URL)),
+			slog.String("remote", r.RemoteAddr), slog.Int("status", rec.status),
+			slog.String("outcome", outcome),
+		}, rec.attrs...)
+		s.p.Audit.LogAttrs(r.Context(), slog.LevelInfo, "admin action", attrs...)
 	})
 }
 
-type statusWriter struct {
-	http.ResponseWriter
-	status int
+// redactedURI is u's path and query, in the order sent, with the values
+// of secret-looking query keys ([config.IsSecret]) replaced by
+// "[redacted]".
+func redactedURI(u *url.URL) string {
+	if u.RawQuery == "" {
+		return u.EscapedPath()
+	}
+	parts := strings.Split(u.RawQuery, "&")
+	for i, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if key, err := url.QueryUnescape(k); err != nil || config.IsSecret(key) {
+			parts[i] = k + "=[redacted]"
+		}
+	}
+	return u.EscapedPath() + "?" + strings.Join(parts, "&")
 }
 
-func (w *statusWriter) WriteHeader(code int)        { w.status = code; w.ResponseWriter.WriteHeader(code) }
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+// auditWriter records the status of a response and what the handler adds
+// to its audit line (auditAttrs).
+type auditWriter struct {
+	http.ResponseWriter
+	status int
+	wrote  bool
+	attrs  []slog.Attr
+}
+
+func (w *auditWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *auditWriter) Write(p []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(p)
+}
+
+func (w *auditWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// auditAttrs adds attrs to the audit line of the request w answers.
+func auditAttrs(w http.ResponseWriter, attrs ...slog.Attr) {
+	for {
+		switch x := w.(type) {
+		case *auditWriter:
+			x.attrs = append(x.attrs, attrs...)
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = x.Unwrap()
+		default:
+			return
+		}
+	}
+}
+
+// AuditLogger returns a logger writing to l's handler whatever l's level,
+// with audit=true on every line: the kind of logger Params.Audit and
+// NewLevel want. A nil l gives a logger that discards.
+func AuditLogger(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(alwaysEnabled{l.Handler()}).With(slog.Bool("audit", true))
+}
+
+// alwaysEnabled is a handler that reports every level enabled, so the
+// handler it wraps writes records its own level would drop (slog's
+// built-in handlers test the level only in Enabled).
+type alwaysEnabled struct{ slog.Handler }
+
+func (alwaysEnabled) Enabled(context.Context, slog.Level) bool { return true }
+func (h alwaysEnabled) WithAttrs(as []slog.Attr) slog.Handler {
+	return alwaysEnabled{h.Handler.WithAttrs(as)}
+}
+func (h alwaysEnabled) WithGroup(name string) slog.Handler {
+	return alwaysEnabled{h.Handler.WithGroup(name)}
+}
 
 func (s *Server) getLevel(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]string{"level": levelName(s.p.Level.Level())})
+	resp := map[string]string{"level": levelName(s.p.Level.Level()), "base": levelName(s.p.Level.Base())}
+	if until := s.p.Level.Until(); !until.IsZero() {
+		resp["reverts_at"] = until.UTC().Format(time.RFC3339)
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func (s *Server) putLevel(w http.ResponseWriter, r *http.Request) {
@@ -220,51 +427,17 @@ func (s *Server) putLevel(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	prev := s.setLevel(lvl, d)
+	prev := s.p.Level.Set(lvl, d)
 	resp := map[string]string{"level": levelName(lvl), "previous": levelName(prev)}
+	auditAttrs(w, slog.String("level", levelName(lvl)), slog.String("previous", levelName(prev)))
 	if d > 0 {
-		resp["reverts_at"] = time.Now().Add(d).UTC().Format(time.RFC3339)
+		resp["reverts_to"] = levelName(s.p.Level.Base())
+		if until := s.p.Level.Until(); !until.IsZero() {
+			resp["reverts_at"] = until.UTC().Format(time.RFC3339)
+		}
+		auditAttrs(w, slog.String("for", d.String()))
 	}
 	writeJSON(w, http.StatusOK, resp)
-}
-
-// setLevel sets the level; with d > 0 the previous level returns after d.
-func (s *Server) setLevel(lvl slog.Level, d time.Duration) (prev slog.Level) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	prev = s.p.Level.Level()
-	if s.revert != nil {
-		s.revert.Stop()
-		s.revert = nil
-	}
-	s.p.Level.Set(lvl)
-	if d > 0 {
-		var t *time.Timer
-		t = time.AfterFunc(d, func() {
-			s.mu.Lock()
-			defer s.mu.Unlock()
-			if s.revert != t {
-				// Superseded: a later PUT or Close stopped this timer
-				// too late, while it waited for mu.
-				return
-			}
-			s.p.Level.Set(prev)
-			s.revert = nil
-			s.p.Logger.Info("log level reverted", "level", levelName(prev))
-		})
-		s.revert = t
-	}
-	return prev
-}
-
-// Close stops a pending log-level revert.
-func (s *Server) Close() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.revert != nil {
-		s.revert.Stop()
-		s.revert = nil
-	}
 }
 
 func levelName(l slog.Level) string { return strings.ToLower(l.String()) }

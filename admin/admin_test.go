@@ -25,14 +25,15 @@ import (
 // fixture is an admin server over fake service state.
 type fixture struct {
 	srv      *admin.Server
-	level    *slog.LevelVar
+	level    *admin.Level
 	drained  atomic.Int32 // Drain calls
 	undrains atomic.Int32 // Undrain calls
 }
 
 func newFixture(t *testing.T, token string, tasks ...admin.Task) *fixture {
 	t.Helper()
-	f := &fixture{level: new(slog.LevelVar)}
+	f := &fixture{level: admin.NewLevel(slog.LevelInfo)}
+	t.Cleanup(f.level.Close)
 	store := config.NewStore(nil,
 		config.NewMap("convention", map[string]string{"public.port": "8010", "admin.token": "", "log.level": "info"}),
 		config.NewMap("env", map[string]string{"admin.token": "s3cret", "etcd.password": "hunter2", "etcd.tls.key": "/k.pem"}),
@@ -50,23 +51,33 @@ func newFixture(t *testing.T, token string, tasks ...admin.Task) *fixture {
 	if err != nil {
 		t.Fatalf("admin.New: %v", err)
 	}
-	t.Cleanup(srv.Close)
 	f.srv = srv
 	return f
 }
 
+// do serves one request as curl to 127.0.0.1:4010 would send it; hdr
+// adds header name, value pairs ("Host" sets the Host).
 func (f *fixture) do(t *testing.T, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
 	t.Helper()
+	return serve(f.srv, method, target, body, hdr...)
+}
+
+func serve(h http.Handler, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
 	var rd io.Reader
 	if body != "" {
 		rd = strings.NewReader(body)
 	}
 	req := httptest.NewRequest(method, target, rd)
+	req.Host = "127.0.0.1:4010"
 	for i := 0; i+1 < len(hdr); i += 2 {
+		if hdr[i] == "Host" {
+			req.Host = hdr[i+1]
+			continue
+		}
 		req.Header.Set(hdr[i], hdr[i+1])
 	}
 	rec := httptest.NewRecorder()
-	f.srv.ServeHTTP(rec, req)
+	h.ServeHTTP(rec, req)
 	return rec
 }
 
@@ -230,14 +241,27 @@ func TestLogLevelForReverts(t *testing.T) {
 	}
 }
 
-// A later PUT without for= cancels a pending revert.
-func TestLogLevelPutCancelsRevert(t *testing.T) {
+// Two overlapping ?for= periods over HTTP: the last wins, and when it
+// ends the level is the base, not the first temporary level. (Real
+// timers; admin's TestLevel drives the same rules with a fake clock.)
+func TestLogLevelOverlappingFor(t *testing.T) {
 	f := newFixture(t, "")
-	f.do(t, "PUT", "/admin/loglevel?for=30ms", "debug")
-	f.do(t, "PUT", "/admin/loglevel", "warn")
-	time.Sleep(100 * time.Millisecond) // longer than the cancelled revert: nothing may happen
-	if got := f.level.Level(); got != slog.LevelWarn {
-		t.Errorf("level = %v; want WARN to stay after the earlier ?for= ran out", got)
+	if rec := f.do(t, "PUT", "/admin/loglevel?for=1h", "debug"); rec.Code != 200 {
+		t.Fatalf("PUT debug ?for=1h: %d", rec.Code)
+	}
+	rec := f.do(t, "PUT", "/admin/loglevel?for=20ms", "warn")
+	if rec.Code != 200 {
+		t.Fatalf("PUT warn ?for=20ms: %d", rec.Code)
+	}
+	if resp := decode[map[string]string](t, rec); resp["previous"] != "debug" || resp["reverts_to"] != "info" || resp["reverts_at"] == "" {
+		t.Errorf("PUT warn ?for=20ms response %v; want previous debug, reverts_to info, reverts_at", resp)
+	}
+	if get := decode[map[string]string](t, f.do(t, "GET", "/admin/loglevel", "")); get["level"] != "warn" || get["base"] != "info" || get["reverts_at"] == "" {
+		t.Errorf("GET /admin/loglevel = %v; want level warn, base info, reverts_at", get)
+	}
+	svctest.WaitFor(t, 5*time.Second, "the warn period to end", func() bool { return f.level.Level() != slog.LevelWarn })
+	if got := f.level.Level(); got != slog.LevelInfo {
+		t.Errorf("level after the last temporary period = %v; want INFO (the base), not a stale temporary level", got)
 	}
 }
 
@@ -347,8 +371,7 @@ func TestNilParamsDisableEndpoints(t *testing.T) {
 		{"GET", "/admin", 200},
 		{"GET", "/admin/tasks", 200},
 	} {
-		rec := httptest.NewRecorder()
-		srv.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, nil))
+		rec := serve(srv, tt.method, tt.path, "")
 		if rec.Code != tt.want {
 			t.Errorf("%s %s with empty Params: status %d; want %d", tt.method, tt.path, rec.Code, tt.want)
 		}
@@ -365,8 +388,8 @@ func TestAuditLog(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/admin", nil))
-	srv.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, "/admin/drain", nil))
+	serve(srv, http.MethodGet, "/admin", "")
+	serve(srv, http.MethodPost, "/admin/drain", "")
 	got := strings.TrimSpace(logs.String())
 	if strings.Count(got, "\n") != 0 {
 		t.Fatalf("audit log %q; want exactly one line (GETs are not audited)", got)

@@ -6,11 +6,17 @@
 // Security: the listener binds to loopback unless configured otherwise;
 // when a token is set every request needs "Authorization: Bearer <token>"
 // (compared in constant time). The svc package refuses to bind the admin
-// listener off loopback without a token. Values of secret keys are
-// redacted in /admin/config. pprof and config are never served on the
-// public or private listeners.
+// listener off loopback without a token. Loopback is not enough against a
+// browser: state-changing requests a browser marks cross-origin are refused
+// (http.CrossOriginProtection), and without a token a request whose Host
+// is not localhost, 127.0.0.0/8 or [::1] is refused (DNS rebinding), both
+// with 403. pprof's seconds parameter is capped (Params.MaxProfileDuration).
+// Actions and refusals are audit lines whatever the log level
+// (Params.Audit). Values of secret keys are redacted in /admin/config.
+// pprof and config are never served on the public or private listeners.
 //
-//	srv := admin.New(admin.Params{Level: level, Config: store.All})
+//	level := admin.NewLevel(slog.LevelInfo)
+//	srv, err := admin.New(admin.Params{Level: level, Config: store.All})
 //	http.ListenAndServe("127.0.0.1:4010", srv)
 //
 // Endpoints (GET /admin lists them):
@@ -18,8 +24,8 @@
 //	GET  /                    the service's info (same JSON as /info)
 //	GET  /admin               this index
 //	GET  /debug/pprof/...     net/http/pprof (no cmdline)
-//	GET  /admin/loglevel      current level
-//	PUT  /admin/loglevel      body debug|info|warn|error; ?for=5m reverts after 5 minutes
+//	GET  /admin/loglevel      current level, base level, end of a temporary level
+//	PUT  /admin/loglevel      body debug|info|warn|error; ?for=5m returns to the base level after 5 minutes
 //	GET  /admin/config        effective keys, values and layers, secrets redacted
 //	POST /admin/drain         readiness 503 and deregister; serving continues
 //	POST /admin/undrain       the reverse

@@ -21,8 +21,8 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 }
 
 // publicStack is svc's public middleware chain in the order svc's
-// publicRouter uses: request id, metrics and access log, panic recovery,
-// body limit (4 MiB, the default).
+// publicRouter uses: close after chunked requests, request id, metrics and
+// access log, panic recovery, body limit (4 MiB, the default).
 func publicStack(b *testing.B, access bool) http.Handler {
 	m, err := httpmw.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -30,7 +30,8 @@ func publicStack(b *testing.B, access bool) http.Handler {
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
 	r := chi.NewRouter()
-	r.Use(httpmw.RequestID(),
+	r.Use(httpmw.CloseChunked(),
+		httpmw.RequestID(),
 		httpmw.Observe("public", m, log, access),
 		httpmw.Recoverer(log),
 		httpmw.BodyLimit(4<<20))
@@ -84,6 +85,7 @@ func BenchmarkMiddleware(b *testing.B) {
 		mw   func(http.Handler) http.Handler
 	}{
 		{"none", func(h http.Handler) http.Handler { return h }},
+		{"CloseChunked", httpmw.CloseChunked()},
 		{"RequestID", httpmw.RequestID()},
 		{"Observe", httpmw.Observe("public", m, log, false)},
 		{"Observe+access", httpmw.Observe("public", m, log, true)},

@@ -1,6 +1,7 @@
 package httpmw_test
 
 import (
+	"encoding/json"
 	"errors"
 	"io"
 	"net/http"
@@ -61,6 +62,15 @@ func TestBodyLimit(t *testing.T) {
 			}
 			if got := rec.Header().Get("Connection") == "close"; got != tt.wantClose {
 				t.Errorf("Connection: close = %v; want %v", got, tt.wantClose)
+			}
+			if tt.wantClose { // refused by BodyLimit itself: JSON like svc's other errors
+				var body struct{ Error string }
+				if ct := rec.Header().Get("Content-Type"); ct != "application/json" {
+					t.Errorf("413 Content-Type %q; want application/json", ct)
+				}
+				if err := json.Unmarshal(rec.Body.Bytes(), &body); err != nil || !strings.Contains(body.Error, "8 bytes") {
+					t.Errorf("413 body %q; want a JSON error naming the limit (8 bytes)", rec.Body.String())
+				}
 			}
 		})
 	}

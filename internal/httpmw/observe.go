@@ -14,6 +14,13 @@ import (
 
 // Metrics are the RED metrics of the HTTP servers, labelled by server and
 // by the router's route pattern, never the raw path.
+//
+// Every label has a bounded set of values, whatever clients send: the
+// method is one of the nine methods of RFC 9110 or [OtherMethod]; the route
+// is a pattern the service registered or [Unmatched]; the code is a status
+// code net/http knows, the class of any other code from 100 to 599 ("4xx"),
+// or [OtherCode]. A client inventing methods, paths or status codes cannot
+// add series.
 type Metrics struct {
 	requests *prometheus.CounterVec   // http_requests_total{server,method,route,code}
 	duration *prometheus.HistogramVec // http_request_duration_seconds{server,method,route}
@@ -23,10 +30,11 @@ type Metrics struct {
 }
 
 // seriesKey names the children of one request's labels. The set is bounded:
-// routes are the router's patterns, never raw paths.
+// method is methodLabel's, routes are the router's patterns, never raw
+// paths, and code is codeKey's.
 type seriesKey struct {
 	server, method, route string
-	code                  int
+	code                  int // codeKey's: codeLabel turns it into the label
 }
 
 type series struct {
@@ -45,7 +53,7 @@ func (m *Metrics) of(k seriesKey) *series {
 		return s
 	}
 	s = &series{
-		requests: m.requests.WithLabelValues(k.server, k.method, k.route, strconv.Itoa(k.code)),
+		requests: m.requests.WithLabelValues(k.server, k.method, k.route, codeLabel(k.code)),
 		duration: m.duration.WithLabelValues(k.server, k.method, k.route),
 	}
 	m.mu.Lock()
@@ -56,8 +64,9 @@ func (m *Metrics) of(k seriesKey) *series {
 	return s
 }
 
-// maxSeries caps the cache: a client inventing methods cannot grow it
-// without bound (the metrics themselves still count every request).
+// maxSeries caps the cache, as a second line of defence: the labels are
+// bounded already, but a service with very many routes still cannot grow
+// the cache past it (the metrics themselves still count every request).
 const maxSeries = 4096
 
 // NewMetrics registers the HTTP metrics with reg.
@@ -85,9 +94,57 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 // Unmatched is the route label of requests no route matched.
 const Unmatched = "unmatched"
 
+// OtherMethod is the method label of a request whose method is not one of
+// GET, HEAD, POST, PUT, PATCH, DELETE, CONNECT, OPTIONS and TRACE (RFC 9110
+// and RFC 5789): the value client_golang's promhttp uses for the same
+// purpose since CVE-2022-21698. Methods are case-sensitive: "get" is
+// OtherMethod, as chi does not route it as GET either.
+const OtherMethod = "unknown"
+
+// OtherCode is the code label of a status outside 100-599 (net/http lets
+// a handler write any code from 100 to 999), as in promhttp.
+const OtherCode = "unknown"
+
+// methodLabel returns the method label of m without allocating.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+		http.MethodPatch, http.MethodDelete, http.MethodConnect,
+		http.MethodOptions, http.MethodTrace:
+		return m
+	}
+	return OtherMethod
+}
+
+// codeKey maps a status code to a bounded set of keys: a code net/http
+// has a name for is itself; any other code from 100 to 599 is 1000 plus
+// its class (1001 for 1xx ... 1005 for 5xx); anything else is 0.
+func codeKey(code int) int {
+	switch {
+	case http.StatusText(code) != "":
+		return code
+	case code >= 100 && code <= 599:
+		return 1000 + code/100
+	}
+	return 0
+}
+
+// codeLabel is the label of a codeKey: "404", "4xx" or OtherCode.
+func codeLabel(key int) string {
+	switch {
+	case key == 0:
+		return OtherCode
+	case key > 1000:
+		return strconv.Itoa(key-1000) + "xx"
+	}
+	return strconv.Itoa(key)
+}
+
 // Observe records metrics for every request and, when access is true, logs
 // one line per request at info level. It must wrap the chi router itself
 // (router.Use) so the route pattern is known when the handler returns.
+// The labels are bounded as [Metrics] says; the access log line keeps the
+// raw method and path.
 func Observe(server string, m *Metrics, log *slog.Logger, access bool) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -106,7 +163,7 @@ func Observe(server string, m *Metrics, log *slog.Logger, access bool) func(http
 					}
 				}
 				elapsed := time.Since(start)
-				ser := m.of(seriesKey{server, r.Method, route, status})
+				ser := m.of(seriesKey{server, methodLabel(r.Method), route, codeKey(status)})
 				ser.requests.Inc()
 				ser.duration.Observe(elapsed.Seconds())
 				if access && log.Enabled(r.Context(), slog.LevelInfo) {

@@ -5,11 +5,13 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -211,4 +213,124 @@ func nonEmptyLines(s string) []string {
 	}
 	sort.Strings(out)
 	return out
+}
+
+// labelValues gathers the distinct values of each label of name.
+func labelValues(t *testing.T, reg *prometheus.Registry, name string) (series int, values map[string]map[string]bool) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatalf("Gather: %v", err)
+	}
+	values = make(map[string]map[string]bool)
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			series++
+			for _, lp := range m.GetLabel() {
+				if values[lp.GetName()] == nil {
+					values[lp.GetName()] = make(map[string]bool)
+				}
+				values[lp.GetName()][lp.GetValue()] = true
+			}
+		}
+	}
+	return series, values
+}
+
+// statusRouter answers GET /status/{code} with that status code (any code
+// net/http accepts, 100-999): a handler that echoes a caller's number.
+func statusRouter(t *testing.T) (http.Handler, *prometheus.Registry) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := httpmw.NewMetrics(reg)
+	if err != nil {
+		t.Fatalf("NewMetrics: %v", err)
+	}
+	r := chi.NewRouter()
+	r.Use(httpmw.Observe("public", m, slog.New(slog.DiscardHandler), false))
+	r.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
+		code, err := strconv.Atoi(chi.URLParam(r, "code"))
+		if err != nil || code < 100 || code > 999 {
+			code = http.StatusBadRequest
+		}
+		w.WriteHeader(code)
+	})
+	return r, reg
+}
+
+// Nothing a client sends adds series: invented methods, raw paths and
+// status codes all map to a bounded set of label values.
+func TestObserveLabelsBounded(t *testing.T) {
+	h, reg := statusRouter(t)
+	const n = 3000
+	for i := range n {
+		method := fmt.Sprintf("X%dINVENTED", i)
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(method, fmt.Sprintf("/status/%d", 100+i%900), nil))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, fmt.Sprintf("/status/%d", 100+i%900), nil))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodPost, fmt.Sprintf("/no/such/%d", i), nil))
+		h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(strings.ToLower(http.MethodGet)+strconv.Itoa(i), "/", nil))
+	}
+	known := map[string]bool{"GET": true, "HEAD": true, "POST": true, "PUT": true, "PATCH": true,
+		"DELETE": true, "CONNECT": true, "OPTIONS": true, "TRACE": true, httpmw.OtherMethod: true}
+	routes := map[string]bool{"/status/{code}": true, httpmw.Unmatched: true}
+	for _, metric := range []string{"http_requests_total", "http_request_duration_seconds"} {
+		series, values := labelValues(t, reg, metric)
+		// 2 methods seen x 2 routes x at most 64 named codes + 5 classes + other.
+		if series > 2*2*70 {
+			t.Errorf("%s: %d series after %d distinct requests; want a bounded number", metric, series, 4*n)
+		}
+		for v := range values["method"] {
+			if !known[v] {
+				t.Errorf("%s: method label %q; want a known method or %q", metric, v, httpmw.OtherMethod)
+			}
+		}
+		for v := range values["route"] {
+			if !routes[v] {
+				t.Errorf("%s: route label %q; want a route pattern or %q", metric, v, httpmw.Unmatched)
+			}
+		}
+		for v := range values["code"] {
+			code, err := strconv.Atoi(v)
+			isClass := len(v) == 3 && v[0] >= '1' && v[0] <= '5' && v[1:] == "xx"
+			if v != httpmw.OtherCode && !isClass && (err != nil || http.StatusText(code) == "") {
+				t.Errorf("%s: code label %q; want a named status, a class such as 4xx, or %q", metric, v, httpmw.OtherCode)
+			}
+		}
+	}
+}
+
+func TestObserveLabelValues(t *testing.T) {
+	tests := []struct {
+		method, path string
+		want         string // "method route code"
+	}{
+		{"GET", "/status/200", "GET /status/{code} 200"},
+		{"PATCH", "/status/404", "PATCH /status/{code} 404"},
+		{"TRACE", "/status/418", "TRACE /status/{code} 418"},
+		{"OPTIONS", "/status/204", "OPTIONS /status/{code} 204"},
+		// chi answers methods it does not know 405 before any route.
+		{"PROPFIND", "/status/207", "unknown unmatched 405"},
+		{"get", "/status/200", "unknown unmatched 405"},
+		{"GET", "/status/499", "GET /status/{code} 4xx"},
+		{"GET", "/status/599", "GET /status/{code} 5xx"},
+		{"GET", "/status/299", "GET /status/{code} 2xx"},
+		{"GET", "/status/600", "GET /status/{code} unknown"},
+		{"GET", "/status/999", "GET /status/{code} unknown"},
+		{"GET", "/status/150", "GET /status/{code} 200"}, // 1xx is informational; the final status is 200
+		{"GET", "/nope/x", "GET unmatched 404"},
+		{"BREW", "/nope/x", "unknown unmatched 405"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.method+" "+tt.path, func(t *testing.T) {
+			h, reg := statusRouter(t)
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(tt.method, tt.path, nil))
+			got := counts(t, reg)
+			if len(got) != 1 || got["public "+tt.want] != 1 {
+				t.Errorf("%s %s: http_requests_total = %v; want {public %s} = 1", tt.method, tt.path, got, tt.want)
+			}
+		})
+	}
 }

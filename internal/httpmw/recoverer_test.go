@@ -10,6 +10,9 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/svc-dev/svc/internal/httpmw"
 	"github.com/svc-dev/svc/svctest"
@@ -168,5 +171,74 @@ func TestRecovererOverHTTP(t *testing.T) {
 	}
 	if got := strings.Count(logs.String(), "panic in handler"); got != 1 {
 		t.Errorf("logged %d panics; want 1 (ErrAbortHandler is not logged as one):\n%s", got, logs.String())
+	}
+}
+
+// A panic after the headers went out cannot become a 500: the response is
+// aborted, so the client sees a broken response, never one that looks
+// complete with an error glued to its body. The panic is logged once.
+func TestRecovererAbortsAfterHeaders(t *testing.T) {
+	tests := []struct {
+		name    string
+		handler http.HandlerFunc
+		observe bool // behind Observe, as svc chains it
+	}{
+		{"header and body", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "partial")
+			panic("boom")
+		}, false},
+		{"header only", func(w http.ResponseWriter, _ *http.Request) {
+			w.WriteHeader(http.StatusAccepted)
+			panic("boom")
+		}, false},
+		{"flushed", func(w http.ResponseWriter, _ *http.Request) {
+			_ = http.NewResponseController(w).Flush()
+			panic("boom")
+		}, false},
+		{"behind Observe", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "partial")
+			panic("boom")
+		}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var logs svctest.LogBuffer
+			log := slog.New(slog.NewJSONHandler(&logs, nil))
+			var h http.Handler = httpmw.Recoverer(log)(tt.handler)
+			if tt.observe {
+				m, err := httpmw.NewMetrics(prometheus.NewRegistry())
+				if err != nil {
+					t.Fatal(err)
+				}
+				h = httpmw.Observe("public", m, log, false)(h)
+			}
+			srv := httptest.NewUnstartedServer(h)
+			srv.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)
+			srv.Start()
+			defer srv.Close()
+			c := srv.Client()
+			defer c.CloseIdleConnections()
+
+			resp, err := c.Get(srv.URL + "/")
+			if err == nil {
+				body, rerr := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if rerr == nil {
+					t.Errorf("complete response %d %q; want it aborted", resp.StatusCode, body)
+				}
+				if strings.Contains(string(body), "internal server error") {
+					t.Errorf("body %q has the 500's JSON appended", body)
+				}
+			}
+			svctest.WaitFor(t, 5*time.Second, "the panic to be logged", func() bool {
+				return strings.Contains(logs.String(), "panic in handler")
+			})
+			if got := strings.Count(logs.String(), "panic in handler"); got != 1 {
+				t.Errorf("logged %d panics; want 1:\n%s", got, logs.String())
+			}
+			if !strings.Contains(logs.String(), `"response_aborted":true`) {
+				t.Errorf("log %s; want response_aborted true", logs.String())
+			}
+		})
 	}
 }
