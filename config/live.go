@@ -66,8 +66,9 @@ type LiveOptions struct {
 	// rejected at reload, naming the key, where it was set and the nearest
 	// declared key. Known is then the schema's keys.
 	Schema *Schema
-	// Audit, if not nil, receives one line per applied change whatever the
-	// log level: configuration changes are audit events.
+	// Audit, if not nil, receives one line per applied change: a logger
+	// that writes whatever the log level and marks its lines as audit
+	// events (svc passes admin.AuditLogger). If nil, Logger.
 	Audit *slog.Logger
 }
 
@@ -444,7 +445,7 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 		for _, b := range l.vars[c.Key] {
 			b.set(c.New)
 		}
-		l.audit.Info("config: value changed", "audit", true, "key", c.Key,
+		l.audit.Info("config: value changed", "key", c.Key,
 			"value", displayOf(deref(c.New)), "layer", layerOf(c.New),
 			"previous", displayOf(deref(c.Old)), "previous_layer", layerOf(c.Old))
 	}

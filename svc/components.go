@@ -122,14 +122,17 @@ func provideSettings(l *layers, id identity, live *config.Live, lg *logs) (Setti
 		return st, err
 	}
 	lg.setFormat(st.LogFormat)
-	lg.level.Set(st.LogLevel)
+	lg.level.SetBase(st.LogLevel)
+	// A change of log.level is the new base: it takes effect at once, or,
+	// during a temporary level set through the admin port, when that ends.
 	live.OnChange(KeyLogLevel, func(c config.Change) {
-		if c.New == nil {
-			return
+		lvl := slog.LevelInfo
+		if c.New != nil {
+			if l, err := parseLevel(c.New.Value); err == nil {
+				lvl = l
+			}
 		}
-		if lvl, err := parseLevel(c.New.Value); err == nil {
-			lg.level.Set(lvl)
-		}
+		lg.level.SetBase(lvl)
 	})
 	return st, nil
 }
@@ -220,6 +223,9 @@ func provideAdmin(in adminIn) (*admin.Server, error) {
 		Instance: in.Registry.value,
 		Token:    in.Settings.AdminToken.Reveal(),
 		Logger:   in.Logs.log,
+		Audit:    in.Logs.audit,
+
+		MaxProfileDuration: in.Settings.AdminMaxProfile,
 	})
 }
 

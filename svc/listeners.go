@@ -1,6 +1,7 @@
 package svc
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/svc-dev/svc/admin"
+	"github.com/svc-dev/svc/internal/connlimit"
 	"github.com/svc-dev/svc/internal/httpmw"
 )
 
@@ -26,18 +28,20 @@ type listeners struct {
 
 type listenersIn struct {
 	fx.In
-	Lifecycle fx.Lifecycle
-	Fatal     *fatal
-	Hooks     *frameworkHooks
-	Settings  Settings
-	Logger    *slog.Logger
-	Admin     *admin.Server
-	Readiness *readiness
-	Metrics   *httpmw.Metrics
-	Gatherer  *prometheus.Registry
-	Instance  *Instance
-	Public    []Routes `group:"svc.public"`
-	Private   []Routes `group:"svc.private"`
+	Lifecycle  fx.Lifecycle
+	Fatal      *fatal
+	Hooks      *frameworkHooks
+	Settings   Settings
+	Logger     *slog.Logger
+	Logs       *logs
+	Admin      *admin.Server
+	Readiness  *readiness
+	Metrics    *httpmw.Metrics
+	Gatherer   *prometheus.Registry
+	Registerer prometheus.Registerer
+	Instance   *Instance
+	Public     []Routes `group:"svc.public"`
+	Private    []Routes `group:"svc.private"`
 }
 
 func provideListeners(in listenersIn) (*listeners, error) {
@@ -55,6 +59,9 @@ func provideListeners(in listenersIn) (*listeners, error) {
 		newServer("public", st.Public, pub, log),
 		newServer("private", st.Private, priv, log),
 	}}
+	if err := ls.limit(in.Registerer, st, log); err != nil {
+		return nil, err
+	}
 	died := func(name string, err error) {
 		in.Fatal.fail(fmt.Errorf("svc: %s listener died while serving: %w", name, err))
 	}
@@ -74,7 +81,7 @@ func provideListeners(in listenersIn) (*listeners, error) {
 			return nil
 		},
 		OnStop: func(context.Context) error {
-			defer in.Admin.Close()
+			defer in.Logs.level.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), st.ShutdownTimeout)
 			defer cancel()
 			if err := shutdownAll(ctx, ls.servers); err != nil {
@@ -85,6 +92,34 @@ func provideListeners(in listenersIn) (*listeners, error) {
 		},
 	}, false)
 	return ls, nil
+}
+
+// limit sets each server's connection cap: its max-conns key, or a share
+// of the open-file limit that keeps room for the private and admin
+// listeners, so that a flood of public connections cannot make the health
+// checks or the admin port fail. Connections shed past a cap are counted
+// in svc_connections_shed_total{listener}.
+func (ls *listeners) limit(reg prometheus.Registerer, st Settings, log *slog.Logger) error {
+	caps, nofile, err := connlimit.ProcessLimits()
+	if err != nil {
+		caps = connlimit.Limits(1024)
+		log.Debug("open-file limit unknown; connection caps assume 1024", "error", err)
+	}
+	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "svc_connections_shed_total",
+		Help: "Connections answered 503 and closed because their listener was at its max-conns cap.",
+	}, []string{"listener"})
+	if err := reg.Register(shed); err != nil {
+		return fmt.Errorf("svc: metrics: %w", err)
+	}
+	for i, cap := range []int{caps.Admin, caps.Public, caps.Private} {
+		s := ls.servers[i]
+		s.maxConn = cmp.Or(s.cfg.MaxConns, cap)
+		s.shed = shed.WithLabelValues(s.name)
+	}
+	log.Debug("connection caps", "open_files", nofile, "admin", ls.servers[0].maxConn,
+		"public", ls.servers[1].maxConn, "private", ls.servers[2].maxConn)
+	return nil
 }
 
 // bind binds the three listeners; on failure it closes those it bound.
@@ -109,7 +144,7 @@ func (ls *listeners) addr(i int) string {
 
 func publicRouter(in listenersIn) (http.Handler, error) {
 	r := chi.NewRouter()
-	r.Use(httpmw.RequestID(),
+	r.Use(httpmw.CloseChunked(), httpmw.RequestID(),
 		httpmw.Observe("public", in.Metrics, in.Logger, in.Settings.LogAccess),
 		httpmw.Recoverer(in.Logger),
 		httpmw.BodyLimit(in.Settings.Public.MaxBodyBytes))
@@ -124,7 +159,7 @@ func publicRouter(in listenersIn) (http.Handler, error) {
 func privateRouter(in listenersIn) (http.Handler, error) {
 	r := chi.NewRouter()
 	// HEAD answers on GET routes: load balancers probe /healthz with it.
-	r.Use(middleware.GetHead, httpmw.Observe("private", in.Metrics, in.Logger, false),
+	r.Use(httpmw.CloseChunked(), middleware.GetHead, httpmw.Observe("private", in.Metrics, in.Logger, false),
 		httpmw.Recoverer(in.Logger),
 		httpmw.BodyLimit(in.Settings.Private.MaxBodyBytes))
 	r.NotFound(notFound)

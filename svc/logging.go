@@ -8,6 +8,8 @@ import (
 	"sync/atomic"
 
 	"golang.org/x/term"
+
+	"github.com/svc-dev/svc/admin"
 )
 
 // logs is the service's logging: one output, a live level, and a format
@@ -15,17 +17,18 @@ import (
 // before that (while etcd is reached) use JSON, or text on a terminal.
 type logs struct {
 	w     io.Writer
-	level *slog.LevelVar
+	level *admin.Level                 // the live level: a base from log.level, and PUT /admin/loglevel
 	root  atomic.Pointer[slog.Handler] // the handler in force
 	log   *slog.Logger                 // the service's logger, following root
 	audit *slog.Logger                 // audit lines: every level passes
 }
 
 func newLogs(w io.Writer, name string) *logs {
-	l := &logs{w: w, level: new(slog.LevelVar)}
+	l := &logs{w: w, level: admin.NewLevel(slog.LevelInfo)}
 	l.setFormat("auto")
 	l.log = slog.New(&switchHandler{root: &l.root, level: l.level}).With("service", name)
-	l.audit = slog.New(&switchHandler{root: &l.root, all: true}).With("service", name)
+	l.audit = admin.AuditLogger(l.log)
+	l.level.SetLogger(l.audit)
 	return l
 }
 
@@ -43,12 +46,11 @@ func (l *logs) setFormat(format string) {
 
 // switchHandler sends records to the handler in force, with the attributes
 // and groups given to it; the derived handler is rebuilt only when the
-// root changes. all lets every level through (audit lines); otherwise the
-// live level decides, through the handler's level var.
+// root changes. The live level decides what is enabled; Handle does not
+// check it, so admin.AuditLogger lets every level through.
 type switchHandler struct {
 	root  *atomic.Pointer[slog.Handler]
-	level slog.Leveler // the live level; nil with all
-	all   bool
+	level slog.Leveler // the live level
 	with  []func(slog.Handler) slog.Handler
 
 	cache atomic.Pointer[derived]
@@ -73,10 +75,7 @@ func (s *switchHandler) handler() slog.Handler {
 }
 
 func (s *switchHandler) Enabled(ctx context.Context, l slog.Level) bool {
-	if s.all {
-		return true
-	}
-	if s.level != nil && l < s.level.Level() {
+	if l < s.level.Level() {
 		return false
 	}
 	return s.handler().Enabled(ctx, l)
@@ -88,7 +87,7 @@ func (s *switchHandler) Handle(ctx context.Context, r slog.Record) error {
 
 func (s *switchHandler) derive(f func(slog.Handler) slog.Handler) *switchHandler {
 	with := append(append([]func(slog.Handler) slog.Handler{}, s.with...), f)
-	return &switchHandler{root: s.root, level: s.level, all: s.all, with: with}
+	return &switchHandler{root: s.root, level: s.level, with: with}
 }
 
 func (s *switchHandler) WithAttrs(as []slog.Attr) slog.Handler {

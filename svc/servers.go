@@ -11,7 +11,10 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/internal/connlimit"
 )
 
 // server is one of the three listeners: bound synchronously in OnStart,
@@ -22,7 +25,9 @@ type server struct {
 	cfg     ServerSettings
 	srv     *http.Server
 	ln      net.Listener
-	done    chan struct{} // closed when Serve returns
+	maxConn int                // concurrent connections at most; past it, shed with a 503
+	shed    prometheus.Counter // connections shed past maxConn
+	done    chan struct{}      // closed when Serve returns
 
 	mu    sync.Mutex             // guards fresh
 	fresh map[net.Conn]time.Time // connections that have not sent a byte yet, and when they opened
@@ -102,7 +107,12 @@ func (s *server) bind() error {
 		return fmt.Errorf("svc: %s listener on %s: %w (set %s / %s)", s.name, s.cfg.Addr(), err,
 			s.portKey, config.EnvName(s.portKey))
 	}
-	s.ln = ln
+	cl, err := connlimit.Wrap(ln, s.maxConn, connlimit.WithShedCounter(s.shed))
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("svc: %s listener: %w", s.name, err)
+	}
+	s.ln = cl
 	return nil
 }
 

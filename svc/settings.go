@@ -22,6 +22,8 @@ const (
 	KeyAdminHost  = "admin.host"
 	KeyAdminPort  = "admin.port"
 	KeyAdminToken = "admin.token"
+	// KeyAdminMaxProfile caps ?seconds= of /debug/pprof/profile and /trace.
+	KeyAdminMaxProfile = "admin.max-profile-duration"
 
 	KeyPublicHost  = "public.host"
 	KeyPublicPort  = "public.port"
@@ -96,6 +98,7 @@ func frameworkKeys(offset int) []config.Decl {
 		d(KeyAdminHost, config.String, "127.0.0.1", "admin listener bind address (loopback unless admin.token is set)"),
 		d(KeyAdminPort, config.Int, strconv.Itoa(ports.Admin), "admin listener port (4000+offset; 0 = any free port)"),
 		{Key: KeyAdminToken, Type: config.String, Secret: true, Doc: "bearer token for the admin listener; required when admin.host is not loopback"},
+		d(KeyAdminMaxProfile, config.Duration, "60s", "longest ?seconds= of /debug/pprof/profile and /debug/pprof/trace"),
 		d(KeyPublicHost, config.String, "", "public listener bind address (empty = all interfaces)"),
 		d(KeyPublicPort, config.Int, strconv.Itoa(ports.Public), "public HTTP port (8000+offset; 0 = any free port)"),
 		d(KeyPrivateHost, config.String, "", "private listener bind address (empty = all interfaces)"),
@@ -202,8 +205,10 @@ type Settings struct {
 
 	Admin      ServerSettings
 	AdminToken Secret
-	Public     ServerSettings
-	Private    ServerSettings
+	// AdminMaxProfile caps the seconds of /debug/pprof/profile and /trace.
+	AdminMaxProfile time.Duration
+	Public          ServerSettings
+	Private         ServerSettings
 
 	ShutdownDrain   time.Duration
 	ShutdownTimeout time.Duration
@@ -319,6 +324,7 @@ func decodeSettings(name string, offset int, boot Bootstrap, s *config.Store) (S
 		Environment:     boot.Environment,
 		Admin:           d.server("admin"),
 		AdminToken:      Secret(d.str(KeyAdminToken)),
+		AdminMaxProfile: d.dur(KeyAdminMaxProfile),
 		Public:          d.server("public"),
 		Private:         d.server("private"),
 		ShutdownDrain:   d.dur(KeyShutdownDrain),

@@ -21,15 +21,17 @@ const (
 )
 
 // newHTTPClient returns a client that never uses a proxy (admin and
-// private ports are reached directly) and dials within dialTimeout.
+// private ports are reached directly) and dials within dialTimeout. It
+// keeps no idle connection: a command makes a few requests and ends, and
+// connections left open would count against the service's small
+// connection caps on its admin and private listeners until they time out.
 func newHTTPClient(timeout time.Duration) *http.Client {
 	return &http.Client{
 		Timeout: timeout,
 		Transport: &http.Transport{
-			Proxy:               nil,
-			DialContext:         (&net.Dialer{Timeout: dialTimeout}).DialContext,
-			MaxIdleConnsPerHost: 4,
-			IdleConnTimeout:     30 * time.Second,
+			Proxy:             nil,
+			DialContext:       (&net.Dialer{Timeout: dialTimeout}).DialContext,
+			DisableKeepAlives: true,
 		},
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -206,6 +207,7 @@ func svcLoglevel(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, 
 		Level     string `json:"level"`
 		Previous  string `json:"previous"`
 		RevertsAt string `json:"reverts_at"`
+		RevertsTo string `json:"reverts_to,omitempty"`
 	}
 	if len(args) == 0 {
 		if d != 0 {
@@ -229,12 +231,12 @@ func svcLoglevel(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, 
 	if asJSON {
 		return writeJSON(e.stdout, resp)
 	}
-	resp.Level, resp.Previous, resp.RevertsAt = cleanCell(resp.Level), cleanCell(resp.Previous), cleanCell(resp.RevertsAt)
+	resp.Level, resp.Previous, resp.RevertsAt, resp.RevertsTo = cleanCell(resp.Level), cleanCell(resp.Previous), cleanCell(resp.RevertsAt), cleanCell(resp.RevertsTo)
 	switch {
 	case len(args) == 0:
 		fmt.Fprintln(e.stdout, resp.Level)
 	case resp.RevertsAt != "":
-		fmt.Fprintf(e.stdout, "%s (was %s; back to %s at %s)\n", resp.Level, resp.Previous, resp.Previous, resp.RevertsAt)
+		fmt.Fprintf(e.stdout, "%s (was %s; back to %s at %s)\n", resp.Level, resp.Previous, cmp.Or(resp.RevertsTo, resp.Previous), resp.RevertsAt)
 	default:
 		fmt.Fprintf(e.stdout, "%s (was %s)\n", resp.Level, resp.Previous)
 	}
