@@ -108,7 +108,8 @@ func TestRegistrarAfterEtcdReplaced(t *testing.T) {
 			srv := etcdtest.Start(t)
 			cli := srv.Client(t)
 			other := srv.Client(t)
-			r := newRegistrar(t, cli, record("orders", "a", 8010), registry.RegistrarOptions{})
+			buf := &syncBuffer{}
+			r := newRegistrar(t, cli, record("orders", "a", 8010), registry.RegistrarOptions{Logger: testLogger(t, buf)})
 			register(t, r)
 			// The backup holds the key and its lease.
 			backup := srv.Backup(t)
@@ -141,6 +142,11 @@ func TestRegistrarAfterEtcdReplaced(t *testing.T) {
 				return "key not put back after a delete in the new etcd; registrar status " + fmtStatus(r.Status())
 			})
 			t.Logf("etcd %s: key put back after a delete in %s", rp.name, time.Since(deleted).Round(time.Millisecond))
+			// In a wiped etcd the lease is gone: the keep-alive says so.
+			// A restored one kept it: the revision tells.
+			if log := buf.String(); rp.name == "restored from backup" && !strings.Contains(log, "revision went backwards") {
+				t.Errorf("log does not say that etcd was replaced:\n%s", log)
+			}
 		})
 	}
 }

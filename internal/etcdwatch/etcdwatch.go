@@ -70,8 +70,9 @@ type Loop struct {
 	// its cluster id and current revision (an empty read-only
 	// transaction: no key, so no permission needed). When etcd answers
 	// from another cluster, or with a revision below the highest seen
-	// since the last List, the loop stops Follow, reports a
-	// [*ReplacedError] to Broken and lists again. Failed checks are
+	// since the last List, the loop stops Follow, reports an error
+	// wrapping a [*ReplacedError] to Broken ("etcd: cluster changed (id
+	// 1a -> 2b, revision 42 -> 3); listing again") and lists again. Failed checks are
 	// ignored: Follow sees outages itself. If zero, DefaultCheckEvery
 	// (2s); if negative, never.
 	CheckEvery time.Duration
@@ -98,16 +99,15 @@ type ReplacedError struct {
 	SeenRevision, Revision int64
 }
 
-// Error says what changed, for instance "etcd: cluster changed (id 1a ->
-// 2b, revision 42 -> 3); listing again" or "etcd: revision went backwards
-// (42 -> 3) in cluster 1a: wiped or restored from a backup; listing
-// again".
+// Error says what changed: "etcd: cluster changed (id 1a -> 2b, revision
+// 42 -> 3)" or "etcd: revision went backwards (42 -> 3) in cluster 1a:
+// wiped or restored from a backup". A [Loop] adds "; listing again".
 func (e *ReplacedError) Error() string {
 	if e.OldClusterID != e.NewClusterID {
-		return fmt.Sprintf("etcd: cluster changed (id %x -> %x, revision %d -> %d); listing again",
+		return fmt.Sprintf("etcd: cluster changed (id %x -> %x, revision %d -> %d)",
 			e.OldClusterID, e.NewClusterID, e.SeenRevision, e.Revision)
 	}
-	return fmt.Sprintf("etcd: revision went backwards (%d -> %d) in cluster %x: wiped or restored from a backup; listing again",
+	return fmt.Sprintf("etcd: revision went backwards (%d -> %d) in cluster %x: wiped or restored from a backup",
 		e.SeenRevision, e.Revision, e.NewClusterID)
 }
 
@@ -192,8 +192,8 @@ func (l *Loop) Run(ctx context.Context, cli *clientv3.Client, rev int64, err err
 }
 
 // follow runs Follow from the revision after rev and, beside it, the
-// checks of CheckEvery; it returns Follow's error, or the
-// [*ReplacedError] that stopped it.
+// checks of CheckEvery; it returns Follow's error, or an error wrapping
+// the [*ReplacedError] that stopped it.
 func (l *Loop) follow(ctx context.Context, cli *clientv3.Client, rev int64) error {
 	every := l.CheckEvery
 	if every == 0 {
@@ -214,7 +214,7 @@ func (l *Loop) follow(ctx context.Context, cli *clientv3.Client, rev int64) erro
 	stop(nil)
 	wg.Wait()
 	if replaced, ok := errors.AsType[*ReplacedError](context.Cause(fctx)); ok && ctx.Err() == nil {
-		return replaced
+		return fmt.Errorf("%w; listing again", replaced)
 	}
 	return err
 }
