@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -83,7 +84,13 @@ type Status struct {
 // revoked) it asks etcd whether the lease still lives: if so it resumes
 // keeping it alive, otherwise it grants a fresh lease (never reusing the old
 // id) and puts the key again. If another client deletes the key while the
-// lease lives, the key is put back. Failed steps are retried forever with
+// lease lives, the key is put back. When etcd is replaced under it (wiped,
+// restored from a backup, another cluster at the same address), a wiped
+// etcd no longer knows the lease, which counts as a lost lease; in a
+// restored one the lease may live on, so the registrar also checks the
+// cluster id and revision of every keep-alive answer and, on another
+// cluster id or a revision below one seen, puts the key again and watches
+// it from the new revision. Failed steps are retried forever with
 // capped, jittered exponential backoff; the log gets one line per change of
 // state, not one per retry. The goroutine ends with Deregister, or when the
 // etcd client is closed.
@@ -393,15 +400,42 @@ func (r *Registrar) grant(ctx context.Context) (clientv3.LeaseID, error) {
 	return resp.ID, nil
 }
 
-// put writes the key under lease and returns the revision of the write.
-func (r *Registrar) put(ctx context.Context, lease clientv3.LeaseID) (int64, error) {
+// put writes the key under lease and returns the header of the write.
+func (r *Registrar) put(ctx context.Context, lease clientv3.LeaseID) (*pb.ResponseHeader, error) {
 	pctx, cancel := context.WithTimeout(ctx, r.opTimeout)
 	defer cancel()
 	resp, err := r.cli.Put(pctx, r.key, r.val, clientv3.WithLease(lease))
 	if err != nil {
-		return 0, fmt.Errorf("registry: put %s with lease %x: %w", r.key, lease, err)
+		return nil, fmt.Errorf("registry: put %s with lease %x: %w", r.key, lease, err)
 	}
-	return resp.Header.Revision, nil
+	return resp.Header, nil
+}
+
+// checkReplaced observes h, the header of a response about lease, with tr
+// and returns an error wrapping an [*etcdwatch.ReplacedError] if etcd was
+// replaced (another cluster, or a revision below one seen). A revision
+// below one seen is confirmed first by a linearizable read of the key:
+// a member of a cluster that lags behind may have answered.
+func (r *Registrar) checkReplaced(ctx context.Context, tr *etcdwatch.Tracker, h *pb.ResponseHeader, lease clientv3.LeaseID) error {
+	before := *tr
+	err := tr.Observe(h)
+	replaced, ok := errors.AsType[*etcdwatch.ReplacedError](err)
+	if !ok {
+		return nil
+	}
+	if replaced.OldClusterID == replaced.NewClusterID {
+		*tr = before
+		gctx, cancel := context.WithTimeout(ctx, r.opTimeout)
+		resp, gerr := r.cli.Get(gctx, r.key)
+		cancel()
+		if gerr != nil {
+			return nil // an outage: the keep-alive sees it
+		}
+		if err = tr.Observe(resp.Header); err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("registry: lease %x: %w; registering again", lease, err)
 }
 
 // leaseAlive asks etcd whether lease is still alive.
@@ -425,16 +459,22 @@ func (r *Registrar) maintain(ctx context.Context, lease clientv3.LeaseID) error 
 	mctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the keep-alive and the watch
 
-	rev, err := r.put(mctx, lease)
+	// tr notices etcd replaced under the registrar (wiped, restored from a
+	// backup, another cluster at the same address): the lease may live on
+	// in a restored etcd while the key, or the revision the watch below
+	// waits for, does not.
+	var tr etcdwatch.Tracker
+	hdr, err := r.put(mctx, lease)
 	if err != nil {
 		return err
 	}
+	tr.Observe(hdr)
 	ka, err := r.cli.KeepAlive(mctx, lease)
 	if err != nil {
 		return fmt.Errorf("registry: keep lease %x alive: %w", lease, err)
 	}
 	r.registered(lease)
-	wch := r.cli.Watch(mctx, r.key, clientv3.WithRev(rev+1))
+	wch := r.cli.Watch(mctx, r.key, clientv3.WithRev(hdr.Revision+1))
 	// The client closes ka once its own deadline passes, but under load
 	// that can come late; a TTL without any answer means the lease is as
 	// good as lost, whatever the client still believes.
@@ -450,11 +490,14 @@ func (r *Registrar) maintain(ctx context.Context, lease clientv3.LeaseID) error 
 			if time.Since(lastAnswer) > ttl {
 				return fmt.Errorf("registry: lease %x: no keep-alive answer for %s: %w", lease, ttl, errKeepAliveClosed)
 			}
-		case _, ok := <-ka:
+		case resp, ok := <-ka:
 			if !ok {
 				return fmt.Errorf("registry: lease %x: %w", lease, errKeepAliveClosed)
 			}
 			lastAnswer = time.Now()
+			if err := r.checkReplaced(mctx, &tr, resp.ResponseHeader, lease); err != nil {
+				return err
+			}
 		case wr, ok := <-wch:
 			if !ok || wr.Err() != nil {
 				// The watch ended (compacted past our revision, closed):
@@ -462,20 +505,25 @@ func (r *Registrar) maintain(ctx context.Context, lease clientv3.LeaseID) error 
 				if mctx.Err() != nil {
 					return mctx.Err()
 				}
-				if rev, err = r.put(mctx, lease); err != nil {
+				if hdr, err = r.put(mctx, lease); err != nil {
 					return err
 				}
-				wch = r.cli.Watch(mctx, r.key, clientv3.WithRev(rev+1))
+				tr.Observe(hdr)
+				wch = r.cli.Watch(mctx, r.key, clientv3.WithRev(hdr.Revision+1))
 				continue
+			}
+			if err := r.checkReplaced(mctx, &tr, wr.Header, lease); err != nil {
+				return err
 			}
 			for _, ev := range wr.Events {
 				if ev.Type != mvccpb.DELETE {
 					continue
 				}
 				r.log.Warn("registry: key deleted by another client; putting it back", "lease", fmt.Sprintf("%x", lease))
-				if _, err := r.put(mctx, lease); err != nil {
+				if hdr, err = r.put(mctx, lease); err != nil {
 					return err
 				}
+				tr.Observe(hdr)
 			}
 		}
 	}

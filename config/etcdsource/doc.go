@@ -18,7 +18,11 @@
 // as one change. It then follows both prefixes with etcd watches; when a
 // watch fails (compaction, lost leader, closed channel) it lists again and
 // watches from the new revision, with capped, jittered backoff, serving the
-// last known values meanwhile. Each change of the merged values is
+// last known values meanwhile. Every 2 seconds it also asks etcd for its
+// cluster id and revision: when etcd was replaced under the service
+// (wiped, restored from a backup, another cluster at the same address),
+// which no watch reports, it logs a warning, fails [Source.Check] and
+// lists again at once. Each change of the merged values is
 // announced on [Source.Changed], which a [config.Live] turns into a reload.
 //
 // The client is the caller's, shared with the registry; Close stops the

@@ -151,8 +151,11 @@ func (s *Source) Load(context.Context) (config.Source, error) { return s.snap.Lo
 func (s *Source) Changed() <-chan struct{} { return s.changed }
 
 // Check returns nil while the layer follows etcd, and otherwise an error
-// starting "etcd config layer: unreachable, retrying" for /readyz details.
-// It does not contact etcd. After Close it returns an error.
+// for /readyz details: starting "etcd config layer: unreachable, retrying",
+// or, from the moment the layer noticed that etcd was replaced under it
+// until it has listed the new etcd, "etcd config layer: etcd replaced,
+// listing again" wrapping an [*etcdwatch.ReplacedError]. It does not
+// contact etcd. After Close it returns an error.
 func (s *Source) Check(context.Context) error {
 	s.mu.Lock()
 	err, since, closed := s.err, s.since, s.closed
@@ -161,6 +164,9 @@ func (s *Source) Check(context.Context) error {
 	switch {
 	case closed:
 		return errors.New("etcd config layer: closed")
+	case isReplaced(err):
+		return fmt.Errorf("etcd config layer: etcd replaced, listing again (since %s; serving %d last known keys): %w",
+			since.UTC().Format(time.RFC3339), n, err)
 	case err != nil:
 		return fmt.Errorf("etcd config layer: unreachable, retrying (since %s; serving %d last known keys): %w",
 			since.UTC().Format(time.RFC3339), n, err)
@@ -352,6 +358,9 @@ func (s *Source) broken(err error, startup bool) {
 	}
 	s.mu.Unlock()
 	switch {
+	case isReplaced(err):
+		s.log.Warn("etcd config layer: etcd replaced under the service; serving the last known values until listed again",
+			"keys", len(s.snap.Load().Keys()), "err", err)
 	case first && startup:
 		s.log.Warn("etcd config layer unreachable: starting from files and environment; retrying in the background",
 			"prefixes", []string{s.all, s.own}, "err", err)
@@ -361,6 +370,12 @@ func (s *Source) broken(err error, startup bool) {
 	default:
 		s.log.Debug("etcd config layer still unreachable", "err", err)
 	}
+}
+
+// isReplaced reports whether err says that etcd was replaced.
+func isReplaced(err error) bool {
+	_, ok := errors.AsType[*etcdwatch.ReplacedError](err)
+	return ok
 }
 
 // recovered records that the layer follows etcd again.

@@ -7,6 +7,12 @@
 // ports, so a client built before the stop reconnects to it. [StartCluster]
 // starts a cluster of several members, any of which can be stopped.
 //
+// [Server.Wipe], [Server.ReplaceCluster] and [Server.RestoreBackup] (of a
+// copy taken by [Server.Backup]) replace the etcd behind a member's client
+// URL: wiped (same cluster id, revision 1 again), another cluster (another
+// cluster id), or restored (same cluster id, an older revision). Clients
+// built before reconnect without noticing.
+//
 // [NewProxy] puts a TCP proxy in front of an endpoint. A test points a
 // client at [Proxy.Endpoint] and then [Proxy.Pause]s traffic (connections
 // stay open, bytes are held back: a paused process or a silent partition),

@@ -31,11 +31,12 @@ type Server struct {
 	clientURL      url.URL
 	peerURL        url.URL
 	initialCluster string
-	token          string
+	baseToken      string // the token of the first cluster
 
-	mu      sync.Mutex // guards etcd and started
-	etcd    *embed.Etcd
-	started bool // the member has run once: its data dir holds a WAL
+	mu         sync.Mutex // guards the fields below
+	etcd       *embed.Etcd
+	token      string // cluster token: with the members, it makes the cluster id
+	generation int    // how often ReplaceCluster ran
 }
 
 // Start starts a single-member etcd on loopback with free ports and a data
@@ -65,6 +66,7 @@ func newServer(t testing.TB, name string, clientPort, peerPort int) *Server {
 		clientURL: url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", clientPort)},
 		peerURL:   url.URL{Scheme: "http", Host: fmt.Sprintf("127.0.0.1:%d", peerPort)},
 		token:     fmt.Sprintf("etcdtest-%d", peerPort),
+		baseToken: fmt.Sprintf("etcdtest-%d", peerPort),
 	}
 }
 
@@ -145,7 +147,6 @@ func (s *Server) startLocked() error {
 		return fmt.Errorf("etcdtest: start member %s: %w", s.name, err)
 	}
 	s.etcd = e
-	s.started = true
 	return nil
 }
 
@@ -190,7 +191,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 	token := c.Members[0].token
 	for _, s := range c.Members {
 		s.initialCluster = strings.Join(initial, ",")
-		s.token = token
+		s.token, s.baseToken = token, token
 	}
 	// Members block each other until a quorum is up: start all, then wait.
 	for _, s := range c.Members {

@@ -4,14 +4,26 @@
 // a closed channel) list again and follow from the new revision, with
 // capped, jittered backoff, forever. etcd's own watchers (the naming
 // endpoints manager among them) stop at the first error and never re-list.
+//
+// While it follows, a loop also asks etcd every few seconds for its
+// cluster id and revision (see [Loop.CheckEvery]): when etcd was replaced
+// under it (wiped and started again, restored from a backup, another
+// cluster at the same address), the client resumes its watches at a
+// revision the new etcd may never reach and no watch fails, so the loop
+// notices a different cluster id or a revision below one already seen
+// ([ReplacedError]) and lists again. [Tracker] does the same for other
+// streams of responses, such as lease keep-alives.
 package etcdwatch
 
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"sync"
 	"time"
 
+	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
@@ -54,6 +66,93 @@ type Loop struct {
 	Broken    func(err error)
 	Recovered func()
 	Backoff   Backoff
+	// CheckEvery is how often, while Follow runs, the loop asks etcd for
+	// its cluster id and current revision (an empty read-only
+	// transaction: no key, so no permission needed). When etcd answers
+	// from another cluster, or with a revision below the highest seen
+	// since the last List, the loop stops Follow, reports an error
+	// wrapping a [*ReplacedError] to Broken ("etcd: cluster changed (id
+	// 1a -> 2b, revision 42 -> 3); listing again") and lists again. Failed checks are
+	// ignored: Follow sees outages itself. If zero, DefaultCheckEvery
+	// (2s); if negative, never.
+	CheckEvery time.Duration
+}
+
+// DefaultCheckEvery is the default of [Loop.CheckEvery].
+const DefaultCheckEvery = 2 * time.Second
+
+// confirmAfter is how long a loop waits before it asks again when etcd
+// answers with a revision below one seen: the check is a serializable
+// read, which a member of a cluster that lags behind may answer.
+const confirmAfter = 300 * time.Millisecond
+
+// ReplacedError reports that etcd answers from another cluster, or with
+// a revision below one already seen: it was wiped and started again,
+// restored from a backup, or another cluster took its address. Watches
+// that the client resumed there wait for revisions that may never come.
+type ReplacedError struct {
+	// OldClusterID and NewClusterID are the cluster ids before and now;
+	// equal when only the revision went backwards.
+	OldClusterID, NewClusterID uint64
+	// SeenRevision is the highest revision seen before; Revision the one
+	// etcd answers with now.
+	SeenRevision, Revision int64
+}
+
+// Error says what changed: "etcd: cluster changed (id 1a -> 2b, revision
+// 42 -> 3)" or "etcd: revision went backwards (42 -> 3) in cluster 1a:
+// wiped or restored from a backup". A [Loop] adds "; listing again".
+func (e *ReplacedError) Error() string {
+	if e.OldClusterID != e.NewClusterID {
+		return fmt.Sprintf("etcd: cluster changed (id %x -> %x, revision %d -> %d)",
+			e.OldClusterID, e.NewClusterID, e.SeenRevision, e.Revision)
+	}
+	return fmt.Sprintf("etcd: revision went backwards (%d -> %d) in cluster %x: wiped or restored from a backup",
+		e.SeenRevision, e.Revision, e.NewClusterID)
+}
+
+// Tracker remembers the cluster id and the highest revision of the etcd
+// responses it observes and reports a response from another cluster or
+// from the past. The zero value has seen nothing. A Tracker is not safe for
+// concurrent use.
+type Tracker struct {
+	clusterID uint64 // 0: not known yet
+	revision  int64  // highest revision seen; 0: none
+}
+
+// Seen records that revision rev was read (from a response whose header
+// the caller does not keep), so that a later response below it is
+// reported.
+func (t *Tracker) Seen(rev int64) { t.revision = max(t.revision, rev) }
+
+// Observe checks the header h of an etcd response: it returns a
+// [*ReplacedError] if h comes from another cluster than the responses
+// observed before, or has a revision below the highest seen, and then
+// starts again from h, as a zero Tracker would. Otherwise it records h and
+// returns nil. A nil h, a zero cluster id or a zero revision are not
+// checked.
+func (t *Tracker) Observe(h *pb.ResponseHeader) error {
+	if h == nil {
+		return nil
+	}
+	var err error
+	switch {
+	case h.ClusterId != 0 && t.clusterID != 0 && h.ClusterId != t.clusterID,
+		h.Revision != 0 && h.Revision < t.revision:
+		err = &ReplacedError{
+			OldClusterID: t.clusterID, NewClusterID: h.ClusterId,
+			SeenRevision: t.revision, Revision: h.Revision,
+		}
+		if t.clusterID == 0 {
+			err.(*ReplacedError).OldClusterID = h.ClusterId
+		}
+		*t = Tracker{}
+	}
+	if h.ClusterId != 0 {
+		t.clusterID = h.ClusterId
+	}
+	t.Seen(h.Revision)
+	return err
 }
 
 // heldFor is how long a follow must last for its failure to count as a
@@ -68,7 +167,7 @@ func (l *Loop) Run(ctx context.Context, cli *clientv3.Client, rev int64, err err
 		if err == nil {
 			l.Recovered()
 			began := time.Now()
-			err = l.Follow(ctx, rev+1)
+			err = l.follow(ctx, cli, rev)
 			if time.Since(began) > heldFor {
 				l.Backoff.Reset()
 			}
@@ -89,5 +188,83 @@ func (l *Loop) Run(ctx context.Context, cli *clientv3.Client, rev int64, err err
 		case <-t.C:
 		}
 		rev, err = l.List(ctx)
+	}
+}
+
+// follow runs Follow from the revision after rev and, beside it, the
+// checks of CheckEvery; it returns Follow's error, or an error wrapping
+// the [*ReplacedError] that stopped it.
+func (l *Loop) follow(ctx context.Context, cli *clientv3.Client, rev int64) error {
+	every := l.CheckEvery
+	if every == 0 {
+		every = DefaultCheckEvery
+	}
+	if every < 0 {
+		return l.Follow(ctx, rev+1)
+	}
+	fctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := checkReplaced(fctx, cli, rev, every); err != nil {
+			stop(err)
+		}
+	})
+	err := l.Follow(fctx, rev+1)
+	stop(nil)
+	wg.Wait()
+	if replaced, ok := errors.AsType[*ReplacedError](context.Cause(fctx)); ok && ctx.Err() == nil {
+		return fmt.Errorf("%w; listing again", replaced)
+	}
+	return err
+}
+
+// checkReplaced asks etcd for its cluster id and revision at once and then
+// every interval, until ctx ends (it returns nil) or etcd answers from
+// another cluster or with a revision below rev or below an earlier answer
+// (twice, confirmAfter apart), which it returns as a [*ReplacedError].
+func checkReplaced(ctx context.Context, cli *clientv3.Client, rev int64, every time.Duration) error {
+	var tr Tracker
+	tr.Seen(rev)
+	ask := func() *pb.ResponseHeader {
+		actx, cancel := context.WithTimeout(ctx, min(every, 5*time.Second))
+		defer cancel()
+		resp, err := cli.Txn(actx).Commit()
+		if err != nil {
+			return nil // an outage: Follow sees it, or it passes
+		}
+		return resp.Header
+	}
+	wait := func(d time.Duration) bool {
+		t := time.NewTimer(d)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+			return true
+		}
+	}
+	for {
+		if h := ask(); h != nil {
+			before := tr
+			err := tr.Observe(h)
+			if replaced, ok := errors.AsType[*ReplacedError](err); ok {
+				if replaced.OldClusterID != replaced.NewClusterID {
+					return replaced
+				}
+				// A member that lags behind may have answered: ask again.
+				tr = before
+				if !wait(confirmAfter) {
+					return nil
+				}
+				if err := tr.Observe(ask()); err != nil {
+					return err
+				}
+			}
+		}
+		if !wait(every) {
+			return nil
+		}
 	}
 }
