@@ -33,8 +33,14 @@ type proc struct {
 // environment. The process is killed when the test ends if still running.
 func startBinary(t *testing.T, dir string, env []string, args ...string) *proc {
 	t.Helper()
+	return startCommand(t, dir, env, binary, args...)
+}
+
+// startCommand is startBinary for any command: name with args.
+func startCommand(t *testing.T, dir string, env []string, name string, args ...string) *proc {
+	t.Helper()
 	p := &proc{stdout: &svctest.LogBuffer{}, stderr: &svctest.LogBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(binary, args...)
+	p.cmd = exec.Command(name, args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append([]string{}, env...) // non-nil: nothing inherited
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

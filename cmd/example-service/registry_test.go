@@ -61,7 +61,13 @@ func registryEnv(t *testing.T, endpoints string) []string {
 // line, from which it reads the instance id and the bound addresses.
 func startService(t *testing.T, env []string) *svcProc {
 	t.Helper()
-	p := startBinary(t, t.TempDir(), env)
+	return parseStarted(t, startBinary(t, t.TempDir(), env))
+}
+
+// parseStarted waits for p's "started" log line and reads the instance id
+// and the bound addresses from it.
+func parseStarted(t *testing.T, p *proc) *svcProc {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		for line := range strings.Lines(p.stderr.String()) {
