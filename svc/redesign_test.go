@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -275,5 +277,34 @@ func TestDeclaredConfigReload(t *testing.T) {
 		if g := got.Get(); g.Greeting != "hey" || g.Timeout != 2*time.Second {
 			t.Errorf("%s: %+v after a rejected reload; want hey, 2s kept", name, g)
 		}
+	}
+}
+
+// Settings carry the admin token and the etcd password into every
+// constructor: however they are printed or logged, the secrets and the
+// credentials in endpoints stay hidden.
+func TestSettingsPrintRedacted(t *testing.T) {
+	var logs svctest.LogBuffer
+	var st svc.Settings
+	svctest.StartWith(t, "sec", 70, svctest.Options{
+		Env:    map[string]string{"ETCD_PASSWORD": "hunter2"},
+		Values: map[string]string{"admin.token": "t0ken-value"},
+	}, svc.WithOutput(io.Discard, &logs), svc.Invoke(func(s svc.Settings, log *slog.Logger) {
+		st = s
+		log.Info("settings", "settings", s)
+	}))
+	st.Etcd.Endpoints = []string{"http://root:pa55word@10.0.0.1:2379"}
+	b, _ := json.Marshal(st)
+	for _, shown := range []string{
+		fmt.Sprintf("%v", st), fmt.Sprintf("%+v", st), fmt.Sprintf("%#v", st), string(b), logs.String(),
+	} {
+		for _, secret := range []string{"t0ken-value", "hunter2", "pa55word"} {
+			if strings.Contains(shown, secret) {
+				t.Errorf("%q shows the secret %q", shown, secret)
+			}
+		}
+	}
+	if st.AdminToken.Reveal() != "t0ken-value" {
+		t.Error("Reveal does not return the token")
 	}
 }

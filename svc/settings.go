@@ -1,6 +1,7 @@
 package svc
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -390,4 +391,30 @@ func isLoopback(host string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// String shows the settings with credentials in endpoints redacted; the
+// password is a [Secret].
+func (s EtcdSettings) String() string {
+	return fmt.Sprintf("{Endpoints:%v Username:%s Password:%s CA:%s Cert:%s Key:%s DialTimeout:%s}",
+		s.shownEndpoints(), s.Username, s.Password, s.CA, s.Cert, s.Key, s.DialTimeout)
+}
+
+// GoString redacts %#v too.
+func (s EtcdSettings) GoString() string { return "svc.EtcdSettings" + s.String() }
+
+// MarshalJSON encodes the settings with credentials in endpoints redacted.
+func (s EtcdSettings) MarshalJSON() ([]byte, error) {
+	type plain EtcdSettings // without the methods
+	p := plain(s)
+	p.Endpoints = s.shownEndpoints()
+	return json.Marshal(p)
+}
+
+func (s EtcdSettings) shownEndpoints() []string {
+	eps := make([]string, len(s.Endpoints))
+	for i, ep := range s.Endpoints {
+		eps[i] = config.RedactValue(ep)
+	}
+	return eps
 }
