@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/svc-dev/svc/config"
 )
@@ -138,4 +139,70 @@ func ExampleNewVar() {
 	// 4
 	// rejected 4
 	// 8
+}
+
+// Orders is a settings struct: each tagged field declares one key under
+// a prefix.
+type Orders struct {
+	Workers int           `key:"workers" default:"4" doc:"concurrent workers" live:"true"`
+	Timeout time.Duration `key:"timeout" default:"2s" doc:"time for one order"`
+}
+
+// Validate checks the values together; a reload that breaks it is
+// rejected.
+func (o *Orders) Validate() error {
+	if o.Workers < 1 {
+		return errors.New("orders.workers must be at least 1")
+	}
+	return nil
+}
+
+// Declare turns a tagged struct into declarations; Bind decodes it from a
+// Live store and keeps it up to date. (svc.Config does both for a
+// service.)
+func ExampleBind() {
+	decls, err := config.Declare[Orders]("orders")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	for _, d := range decls {
+		fmt.Println(d.Key, d.Type, d.Default, d.Live)
+	}
+	schema, _ := config.NewSchema(decls...)
+
+	dir, _ := os.MkdirTemp("", "config")
+	defer os.RemoveAll(dir)
+	path := filepath.Join(dir, "orders.json")
+	os.WriteFile(path, []byte(`{"orders":{"workers":8}}`), 0o600)
+	live, err := config.NewLive(config.LiveOptions{Schema: schema}, schema.Defaults("convention"), config.NewFile(path))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	orders, err := config.Bind[Orders](live, "orders")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(orders.Get().Workers, orders.Get().Timeout)
+
+	os.WriteFile(path, []byte(`{"orders":{"workers":16}}`), 0o600) // live
+	rep, _ := live.Reload(context.Background())
+	fmt.Println(rep.Result, orders.Get().Workers)
+
+	os.WriteFile(path, []byte(`{"orders":{"workers":0}}`), 0o600) // Validate refuses
+	rep, _ = live.Reload(context.Background())
+	fmt.Println(rep.Result, orders.Get().Workers)
+
+	os.WriteFile(path, []byte(`{"orders":{"wrokers":16}}`), 0o600) // a typo
+	rep, _ = live.Reload(context.Background())
+	fmt.Println(rep.Result, orders.Get().Workers)
+	// Output:
+	// orders.workers int 4 true
+	// orders.timeout duration 2s false
+	// 8 2s
+	// applied 16
+	// rejected 16
+	// rejected 16
 }

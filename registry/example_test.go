@@ -6,10 +6,15 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/mvccpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
 
+	"github.com/svc-dev/svc/internal/etcdtest"
 	"github.com/svc-dev/svc/registry"
 )
 
@@ -121,30 +126,95 @@ func ExampleNewTransport() {
 	// users got /1.x/fr/users/42
 }
 
-// A service registers once healthy and deregisters at shutdown (this
-// example needs an etcd, so it is not run).
+// A service registers once healthy and deregisters at shutdown. (svc does
+// this for every service when etcd.endpoints is set; here a watch on the
+// instance's key shows its key come and go.)
 func ExampleRegistrar() {
-	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:2379"}})
+	endpoints, stop := exampleEtcd() // an embedded etcd; a service has etcd.endpoints
+	defer stop()
+	cli, err := clientv3.New(clientv3.Config{Endpoints: endpoints, DialTimeout: 5 * time.Second, Logger: zap.NewNop()})
 	if err != nil {
-		panic(err)
+		fmt.Println(err)
+		return
 	}
 	defer cli.Close()
 	r, err := registry.NewRegistrar(cli, registry.Record{
 		Name: "orders", ID: "7f3c", Environment: "dev",
 		Host: "10.0.0.7", PublicPort: 8010, PrivatePort: 8011, AdminPort: 4010,
-	}, registry.RegistrarOptions{})
+		URISpec: "/orders/{id}", Version: "1.4.2",
+		StartedAt: time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC),
+	}, registry.RegistrarOptions{TTL: 10 * time.Second})
 	if err != nil {
-		panic(err)
+		fmt.Println(err)
+		return
 	}
-	checkHealth := func(ctx context.Context) error { return nil } // the service's readiness checks
-	if err := r.Register(context.Background(), checkHealth); err != nil {
-		panic(err) // never healthy: startup fails
-	}
-	fmt.Println(r.Status().Registered) // maybe not yet: registration goes on in the background
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	events := cli.Watch(ctx, r.Key())
+
+	checkHealth := func(context.Context) error { return nil } // the service's readiness checks
+	if err := r.Register(ctx, checkHealth); err != nil {
+		fmt.Println(err) // never healthy: the start fails
+		return
+	}
+	// Register returned once healthy; the key is written in the background.
+	ev := next(events)
+	fmt.Println(ev.Type, string(ev.Kv.Key), ev.Kv.Lease != 0)
+	fmt.Println(string(ev.Kv.Value))
+
 	if err := r.Deregister(ctx); err != nil {
 		fmt.Println(err)
+	}
+	ev = next(events)
+	fmt.Println(ev.Type, string(ev.Kv.Key))
+	// Output:
+	// PUT svc/dev/services/orders/7f3c true
+	// {"Op":0,"Addr":"10.0.0.7:8010","Metadata":{"name":"orders","id":"7f3c","environment":"dev","host":"10.0.0.7","public_port":8010,"private_port":8011,"admin_port":4010,"uri_spec":"/orders/{id}","version":"1.4.2","started_at":"2025-01-02T03:04:05Z"}}
+	// DELETE svc/dev/services/orders/7f3c
+}
+
+// next returns the next event of a watch, or an empty one when it ends.
+func next(w clientv3.WatchChan) *clientv3.Event {
+	for resp := range w {
+		if len(resp.Events) > 0 {
+			return resp.Events[0]
+		}
+	}
+	return &clientv3.Event{Kv: &mvccpb.KeyValue{}}
+}
+
+// exampleEtcd starts an embedded etcd for ExampleRegistrar and returns its
+// endpoints and the function that stops it.
+func exampleEtcd() ([]string, func()) {
+	t := &exampleTB{}
+	srv := etcdtest.Start(t)
+	return srv.Endpoints(), t.end
+}
+
+// exampleTB stands in for a test's testing.TB where an example needs an
+// etcd: etcdtest.Start calls only the methods it defines.
+type exampleTB struct {
+	testing.TB
+	cleanups []func()
+}
+
+func (t *exampleTB) Helper()                           {}
+func (t *exampleTB) Cleanup(f func())                  { t.cleanups = append(t.cleanups, f) }
+func (t *exampleTB) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
+func (t *exampleTB) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+
+func (t *exampleTB) TempDir() string {
+	dir, err := os.MkdirTemp("", "etcd-example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+// end runs the cleanups, last first.
+func (t *exampleTB) end() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
 	}
 }

@@ -18,28 +18,67 @@
 //	                                service's private routes
 //
 // Configuration comes from layers (conventions < JSON files < etcd <
-// environment), decoded once into [Settings]. The service plugs in with
-// options: [Provide] for its constructors, [PublicRoutes], [PrivateRoutes],
-// [Readiness] checks and [AdminTask]s. The framework provides to those
-// constructors: *config.Store, *slog.Logger, *Instance, Settings,
-// prometheus.Registerer and fx.Lifecycle.
+// environment); every key is declared, and a key nobody declared fails the
+// start with the nearest declared key. The framework's keys are decoded
+// once, from the final layers, into [Settings].
+//
+// # Writing a module
+//
+// A service plugs in with options, gathered by [Module]: [Config] declares
+// its keys, [Provide] adds its constructors, [PublicRoutes] and
+// [PrivateRoutes] its routes (each in a router group of its own; a route
+// registered twice fails [New]), [Readiness] its checks and [AdminTask]
+// its tasks:
+//
+//	type HelloConfig struct {
+//		Greeting string `key:"greeting" default:"hello" doc:"the word before the name" live:"true"`
+//	}
+//
+//	var Module = svc.Module("example",
+//		svc.Config[HelloConfig]("hello"), // declares hello.greeting
+//		svc.Provide(NewGreeter),          // func NewGreeter(lc fx.Lifecycle, cfg *config.Struct[HelloConfig]) *Greeter
+//		svc.PublicRoutes(func(g *Greeter) svc.Routes { return g.Routes }),
+//		svc.Readiness(func(g *Greeter) svc.Check { return svc.Check{Name: "greeter", Func: g.Ready} }),
+//	)
+//
+// The framework supplies to constructors: *config.Live (the configuration
+// in force; a *config.Struct[T] for each [Config]), [Settings],
+// *slog.Logger, *[Instance], *registry.Discovery, prometheus.Registerer
+// (the service's own registry) and fx.Lifecycle. A constructor that needs
+// a type nobody provides fails [New] with one line naming it. See
+// docs/writing-a-module.md.
 //
 // # Start order
 //
-//  1. validate name and offset; load and decode configuration (errors here
-//     name the file and line:column, or the key, value and layer);
-//  2. assemble the fx graph: the service's constructors run;
-//  3. bind the three listeners (a port in use names the listener, the port
-//     and the key that overrides it), then serve them;
-//  4. when etcd is configured, register once readiness passes.
+// Each framework component is a constructor that appends its own hooks,
+// so the order follows the dependencies:
+//
+//  1. before fx: name and offset are checked; CONFIG_DIR, the files (read
+//     once, undeclared keys refused), the environment and [WithValues] are
+//     read, and only environment and etcd.* are decoded from them;
+//  2. fx builds the components: etcd client < etcd config layer < live
+//     configuration < [Settings] (decoded once) < discovery, the
+//     service's constructors < listeners < registration < the stop step;
+//  3. the configuration watches start, then the service's start hooks;
+//  4. the three listeners are bound (a port in use names the listener, the
+//     port and the key that overrides it), then served;
+//  5. with etcd, the instance registers once its readiness checks pass.
+//
+// A start that fails prints one line and exits 1, stopping what started;
+// a signal during the start stops what started and exits 0.
 //
 // # Stop order (SIGINT or SIGTERM)
 //
 //  1. /readyz answers 503 and the instance deregisters;
 //  2. wait shutdown.drain so that load balancers and caches notice;
 //  3. the servers stop accepting and finish in-flight requests within
-//     shutdown.timeout; then the service's own stop hooks run;
-//  4. exit 0.
+//     shutdown.timeout;
+//  4. the service's own stop hooks run, then discovery, the watches and
+//     the etcd client stop;
+//  5. exit 0.
+//
+// A listener that dies while serving stops the app the same way and
+// exits 1, after one log line naming it.
 //
 // [New] builds the same application without running it, for tests; the
 // svctest package starts one on ephemeral ports in one line.

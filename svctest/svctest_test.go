@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -149,19 +150,56 @@ func TestStartFails(t *testing.T) {
 }
 
 // A test starts the whole service in one line and talks to its listeners;
-// Start stops it when the test ends. (Not run: it needs a test's t.)
+// Start stops it when the test ends.
 func ExampleStart() {
-	var t *testing.T // func TestHello(t *testing.T) { ... }
-	app := svctest.Start(t, "greeter", 10, hello)
+	t := newExampleT() // in a test: func TestHello(t *testing.T) { ... }
+	defer t.end()
 
-	resp, err := http.Get(app.PublicURL + "/hello/ann")
+	app := svctest.Start(t, "greeter", 10, hello, svc.WithOutput(io.Discard, io.Discard))
+	for _, url := range []string{app.PublicURL + "/hello/ann", app.PrivateURL + "/healthz"} {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		fmt.Println(resp.StatusCode, strings.TrimSpace(string(body)))
+	}
+	// app.PrivateURL also serves /readyz, /metrics and /info; app.AdminURL
+	// the admin endpoints.
+
+	// Output:
+	// 200 hello, ann
+	// 200 {"status":"ok"}
+}
+
+// exampleT stands in for the *testing.T of a test function so that
+// ExampleStart runs: it keeps the cleanups Start registers and runs them,
+// last first, at end. Start calls only the methods it defines.
+type exampleT struct {
+	testing.TB
+	cleanups []func()
+}
+
+func newExampleT() *exampleT { return &exampleT{} }
+
+func (t *exampleT) Helper()                           {}
+func (t *exampleT) Cleanup(f func())                  { t.cleanups = append(t.cleanups, f) }
+func (t *exampleT) Fatal(args ...any)                 { panic(fmt.Sprint(args...)) }
+func (t *exampleT) Fatalf(format string, args ...any) { panic(fmt.Sprintf(format, args...)) }
+func (t *exampleT) Errorf(format string, args ...any) { fmt.Printf(format+"\n", args...) }
+
+func (t *exampleT) TempDir() string {
+	dir, err := os.MkdirTemp("", "svctest-example")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Errorf("GET /hello/ann = %d; want 200", resp.StatusCode)
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
+
+func (t *exampleT) end() {
+	for i := len(t.cleanups) - 1; i >= 0; i-- {
+		t.cleanups[i]()
 	}
-	// app.PrivateURL serves /healthz, /readyz, /metrics and /info;
-	// app.AdminURL the admin endpoints.
 }
