@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -83,7 +84,10 @@ func schemaOf(offset int, o *options) (*config.Schema, error) {
 		return nil, err
 	}
 	if err := s.Declare(o.decls...); err != nil {
-		return nil, fmt.Errorf("svc: %w (a service key must not repeat a framework key)", err)
+		if strings.Contains(err.Error(), "declared twice") {
+			return nil, fmt.Errorf("svc: %w (a service key must not repeat a framework key or another module's)", err)
+		}
+		return nil, fmt.Errorf("svc: %w", err)
 	}
 	return s, nil
 }
@@ -119,7 +123,10 @@ func newApp(name string, offset int, o *options) (*App, error) {
 
 		fx.Supply(l, a.logs, a.logs.log, a.hooks, a.fatal, reg, schema, identity{name: name, offset: offset, version: version}),
 		fx.Provide(func() prometheus.Registerer { return reg }),
-		fx.Options(o.fx...),
+		// The service's options in a module of their own, before the
+		// framework's: their invokes run first, so whatever they need
+		// starts before the listeners and stops after them.
+		fx.Module("service", o.fx...),
 		frameworkModule,
 		fx.Populate(&a.parts),
 	)

@@ -42,6 +42,9 @@ var frameworkModule = fx.Module("svc",
 		provideListeners,
 		provideRegistration,
 		newRegistryView,
+		// A snapshot of the configuration at start: it does not follow
+		// reloads (config.Struct, config.Var and *config.Live do).
+		func(l *config.Live) *config.Store { return l.Current() },
 	),
 	fx.Invoke(attachChecks),
 	// Last, so that its stop hook runs first: readiness 503, deregister,

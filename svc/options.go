@@ -200,7 +200,7 @@ func Config[T any](prefix string) Option {
 		o.decls = append(o.decls, decls...)
 		o.fx = append(o.fx, fx.Provide(func(l *config.Live) (*config.Struct[T], error) {
 			return config.Bind[T](l, prefix)
-		}))
+		}), fx.Invoke(func(*config.Struct[T]) {})) // bound, so validated, even if nothing takes it
 	}}
 }
 

@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"go.uber.org/fx"
 
 	"github.com/svc-dev/svc/config"
 	"github.com/svc-dev/svc/internal/etcdtest"
@@ -306,5 +308,38 @@ func TestSettingsPrintRedacted(t *testing.T) {
 	}
 	if st.AdminToken.Reveal() != "t0ken-value" {
 		t.Error("Reveal does not return the token")
+	}
+}
+
+// A hook appended by a top-level svc.Invoke starts before the listeners
+// bind and stops after they stopped, like a constructor's inside a module
+// (it used to start after registration and stop first).
+func TestTopLevelInvokeHooksWrapTheListeners(t *testing.T) {
+	var portAtStart = -1
+	var publicAddr string
+	var dialAtStop error
+	app := svctest.Start(t, "order", 70, svc.WithOutput(io.Discard, io.Discard),
+		svc.Invoke(func(lc fx.Lifecycle, in *svc.Instance) {
+			lc.Append(fx.Hook{
+				OnStart: func(context.Context) error { portAtStart = in.Info().Ports.Public; return nil },
+				OnStop: func(context.Context) error {
+					c, err := net.DialTimeout("tcp", publicAddr, time.Second)
+					if err == nil {
+						c.Close()
+					}
+					dialAtStop = err
+					return nil
+				},
+			})
+		}))
+	publicAddr = app.PublicAddr()
+	if portAtStart != 0 {
+		t.Errorf("the service's start hook saw public port %d; want 0 (not bound yet)", portAtStart)
+	}
+	if err := app.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if dialAtStop == nil {
+		t.Error("the service's stop hook could still connect to the public port; want the servers stopped first")
 	}
 }

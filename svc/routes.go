@@ -35,7 +35,7 @@ func (t *routeTable) add(who, method, pattern string) {
 	}
 	for k, prev := range t.owner {
 		m, p, _ := strings.Cut(k, " ")
-		if p == pattern && prev != who && (m == method || m == "*" || method == "*") {
+		if p == pattern && (m == method || m == "*" || method == "*") {
 			t.err = fmt.Errorf("svc: %s route %s %s is registered twice: by %s and by %s", t.server, method, pattern, prev, who)
 			return
 		}
