@@ -343,3 +343,20 @@ func TestTopLevelInvokeHooksWrapTheListeners(t *testing.T) {
 		t.Error("the service's stop hook could still connect to the public port; want the servers stopped first")
 	}
 }
+
+// A configuration change is an audit line whatever the log level.
+func TestConfigChangesAreAuditedAtLevelError(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "aud.json", `{"log":{"level":"error","format":"json"},"hello":{"greeting":"hi"}}`)
+	var logs svctest.LogBuffer
+	app := svctest.StartWith(t, "aud", 70, svctest.Options{Env: map[string]string{"CONFIG_DIR": dir}},
+		svc.WithOutput(io.Discard, &logs), svc.Config[greeting]("hello"))
+	writeFile(t, dir, "aud.json", `{"log":{"level":"error","format":"json"},"hello":{"greeting":"hey"}}`)
+	if r := do(t, svctest.Client(t), "POST", app.AdminURL+"/admin/config/reload", ""); r.code != 200 {
+		t.Fatalf("reload = %d %s", r.code, r.body)
+	}
+	line := firstLine(t, &logs, `"key":"hello.greeting"`)
+	if !strings.Contains(line, `"audit":true`) || !strings.Contains(line, `"value":"hey"`) {
+		t.Errorf("config change at level error: %s; want an audit line", line)
+	}
+}
