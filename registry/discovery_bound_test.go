@@ -96,7 +96,9 @@ func TestUnknownNamesReleased(t *testing.T) {
 		t.Fatalf("after %d unknown names: %d goroutines; want the burst visible (baseline %d)", names, goroutines1, goroutines0)
 	}
 	waitFor(t, idle, func() bool { return etcdWatchers(t, srv) >= watchers0+names/2 },
-		func() string { return fmt.Sprintf("%d etcd watchers after %d unknown names", etcdWatchers(t, srv), names) })
+		func() string {
+			return fmt.Sprintf("%d etcd watchers after %d unknown names", etcdWatchers(t, srv), names)
+		})
 	t.Logf("after %d unknown names: %d goroutines (baseline %d), %d etcd watchers (baseline %d)",
 		names, goroutines1, goroutines0, etcdWatchers(t, srv), watchers0)
 
