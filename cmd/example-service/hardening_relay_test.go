@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/svc-dev/svc/internal/etcdtest"
 	"github.com/svc-dev/svc/registry"
 	"github.com/svc-dev/svc/svctest"
 )
@@ -213,4 +214,47 @@ func openFiles(t *testing.T, pid int) int {
 		return 0
 	}
 	return len(ents)
+}
+
+// TestRelayUnknownNamesBounded: with a registry, relaying to more names
+// than registry.DefaultMaxServices, none of them registered, answers 503
+// for each, refuses the names past the cap with an error naming it, and
+// leaves the process's goroutines bounded by the cap (two per watched
+// name) instead of growing with every name asked for.
+func TestRelayUnknownNamesBounded(t *testing.T) {
+	srv := etcdtest.Start(t)
+	s := startService(t, registryEnv(t, srv.Endpoints()[0]))
+	c := svctest.Client(t)
+	s.waitReady(t, c, "http://"+s.private+"/readyz")
+	goroutines := func() float64 {
+		return scrape(t, c, "http://"+s.private)["go_goroutines"].GetMetric()[0].GetGauge().GetValue()
+	}
+	g0 := goroutines()
+
+	const names = registry.DefaultMaxServices + 100
+	var next, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 16 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= names; i = next.Add(1) {
+				code, body, err := fetch(c, "http://"+s.public+"/call/unknown-"+strconv.FormatInt(i, 10)+"/x")
+				if err != nil || code != http.StatusServiceUnavailable {
+					t.Errorf("GET /call/unknown-%d/x = %d %s, %v; want 503", i, code, body, err)
+					return
+				}
+				if strings.Contains(body, "MaxServices") {
+					refused.Add(1)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	t.Logf("%d of %d unknown names refused past the cap; go_goroutines baseline %v", refused.Load(), names, g0)
+	if n := refused.Load(); n < names-registry.DefaultMaxServices {
+		t.Errorf("%d of %d unknown names refused naming MaxServices; want at least the %d past the cap of %d",
+			n, names, names-registry.DefaultMaxServices, registry.DefaultMaxServices)
+	}
+	if g1, limit := goroutines(), g0+2*registry.DefaultMaxServices+100; g1 > limit {
+		t.Errorf("go_goroutines = %v after %d unknown names (baseline %v); want at most %v", g1, names, g0, limit)
+	}
 }
