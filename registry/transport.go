@@ -220,3 +220,17 @@ func rewindable(req *http.Request) bool {
 func isServiceName(host string) bool {
 	return host != "localhost" && convention.IsName(host)
 }
+
+// CheckServiceName returns nil if name is a name [NewTransport] calls: it
+// matches ^[a-z][a-z0-9-]{0,62}$ and is not "localhost". Otherwise it
+// returns an error naming the rule. A handler that takes a service name
+// from its caller (a relay) checks it first, to answer 400.
+func CheckServiceName(name string) error {
+	if name == "localhost" {
+		return errors.New(`registry: "localhost" is not a service name`)
+	}
+	if err := convention.CheckName("service name", name); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
+}

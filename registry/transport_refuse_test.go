@@ -272,3 +272,31 @@ func echoRedirect(location string) *httptest.Server {
 		http.Redirect(w, r, location, http.StatusFound)
 	}))
 }
+
+func TestCheckServiceName(t *testing.T) {
+	tests := []struct {
+		name string
+		ok   bool
+	}{
+		{"orders", true},
+		{"user-sessions", true},
+		{"a", true},
+		{strings.Repeat("a", 63), true},
+		{strings.Repeat("a", 64), false},
+		{"localhost", false},
+		{"", false},
+		{"Orders", false},
+		{"1orders", false},
+		{"orders.internal", false},
+		{"127.0.0.1:4010", false},
+		{"localhost:8011", false},
+		{"user@orders", false},
+		{"orders_v2", false},
+	}
+	for _, tc := range tests {
+		err := registry.CheckServiceName(tc.name)
+		if (err == nil) != tc.ok {
+			t.Errorf("CheckServiceName(%q) = %v; want ok %v", tc.name, err, tc.ok)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 
-	"github.com/svc-dev/svc/internal/convention"
 	"github.com/svc-dev/svc/registry"
 )
 
@@ -43,7 +42,7 @@ func (rl *Relay) Routes(r chi.Router) {
 
 func (rl *Relay) call(w http.ResponseWriter, r *http.Request) {
 	service := chi.URLParam(r, "service")
-	if err := convention.CheckName("service name", service); err != nil {
+	if err := registry.CheckServiceName(service); err != nil {
 		writeError(w, http.StatusBadRequest, fmt.Errorf("relay: %w", err))
 		return
 	}
