@@ -29,6 +29,8 @@ import (
 const (
 	DefaultEnvironment = convention.DefaultEnvironment
 	DefaultListTimeout = 2 * time.Second
+	DefaultIdleTimeout = 5 * time.Minute
+	DefaultMaxServices = 1024
 )
 
 // ErrClosed is returned when a name is resolved for the first time after
@@ -58,6 +60,21 @@ func (e *NoInstanceError) Error() string {
 // Unwrap returns e.Err.
 func (e *NoInstanceError) Unwrap() error { return e.Err }
 
+// TooManyServicesError reports that a name was not resolved because the
+// registry is already watched for Max names, the cap
+// DiscoveryOptions.MaxServices sets. A slot frees when a watched name goes
+// unresolved for DiscoveryOptions.IdleTimeout. Test for it with errors.As.
+type TooManyServicesError struct {
+	Service string // the name that was not resolved
+	Max     int    // the cap
+}
+
+// Error names the service and the cap.
+func (e *TooManyServicesError) Error() string {
+	return fmt.Sprintf("registry: cannot discover service %q: already watching %d service names, the most DiscoveryOptions.MaxServices allows "+
+		"(names not resolved for a while are released)", e.Service, e.Max)
+}
+
 // DiscoveryOptions configures a [Discovery]. The zero value resolves every
 // name by the port convention alone, which needs Lookup or Self to know
 // offsets.
@@ -84,6 +101,19 @@ type DiscoveryOptions struct {
 	// resolve of that service waits for, and every later re-listing. If
 	// zero, DefaultListTimeout (2s).
 	ListTimeout time.Duration
+	// IdleTimeout is how long a name found through the registry stays
+	// watched without being resolved: its watch is released between
+	// IdleTimeout and twice IdleTimeout after its last resolve, and the
+	// next resolve lists it again (and waits for that). It bounds what
+	// names nobody registered cost. If zero or negative,
+	// DefaultIdleTimeout (5m).
+	IdleTimeout time.Duration
+	// MaxServices caps how many names are watched in the registry at
+	// once; resolving one more fails with a [*TooManyServicesError] until
+	// an idle name is released. Overrides and the port convention watch
+	// nothing and do not count. If zero or negative, DefaultMaxServices
+	// (1024).
+	MaxServices int
 }
 
 // Discovery resolves service names to base URLs and URLs.
@@ -104,12 +134,19 @@ type DiscoveryOptions struct {
 // watch fails (compaction, lost leader, closed channel) it lists again and
 // watches from the new revision, with capped, jittered backoff, serving the
 // last good set meanwhile. Values in the prefix that are not in the
-// registry format are skipped and logged.
+// registry format are skipped and logged. Only names that follow the
+// naming rule (^[a-z][a-z0-9-]{0,62}$) are resolved. At most MaxServices
+// names are watched at once, and a name not resolved for IdleTimeout is
+// released (its watch stopped, its goroutine gone; a later resolve starts
+// again): a caller asking for thousands of names nobody registered costs
+// bounded memory, goroutines and etcd watchers.
 //
 // Resolving reads an in-memory snapshot: no lock, no etcd round trip, and
 // no allocation for BaseURL. Instances are taken round-robin in key order.
 //
-// A Discovery is safe for concurrent use. Close stops its goroutines.
+// A Discovery is safe for concurrent use. Close stops its goroutines. Idle
+// names are released by a timer (time.AfterFunc) that runs while names are
+// watched.
 type Discovery struct {
 	cli         *clientv3.Client
 	env         string
@@ -118,12 +155,17 @@ type Discovery struct {
 	selfOffset  int
 	log         *slog.Logger
 	listTimeout time.Duration
+	idleTimeout time.Duration
+	maxServices int
 	wg          sync.WaitGroup // counts watch goroutines
 
 	services atomic.Pointer[map[string]*service] // immutable map, replaced under mu
 
-	mu     sync.Mutex // guards closed and replacing services
-	closed bool
+	mu      sync.Mutex  // guards the fields below and replacing services
+	closed  bool        // Close was called
+	watched int         // services from the registry in the map
+	sweeper *time.Timer // runs sweep while watched > 0; nil otherwise
+	capped  bool        // the cap was hit since the last sweep (logged once)
 }
 
 // NewDiscovery returns a Discovery configured by opts. It starts nothing:
@@ -137,6 +179,14 @@ func NewDiscovery(opts DiscoveryOptions) *Discovery {
 		selfOffset:  opts.SelfOffset,
 		log:         opts.Logger,
 		listTimeout: cmp.Or(opts.ListTimeout, DefaultListTimeout),
+		idleTimeout: opts.IdleTimeout,
+		maxServices: opts.MaxServices,
+	}
+	if d.idleTimeout <= 0 {
+		d.idleTimeout = DefaultIdleTimeout
+	}
+	if d.maxServices <= 0 {
+		d.maxServices = DefaultMaxServices
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -166,6 +216,7 @@ type service struct {
 
 	snap atomic.Pointer[snapshot] // nil until first listed
 	rr   atomic.Uint64            // round-robin counter
+	used atomic.Bool              // resolved since the last sweep (fromRegistry)
 
 	ready  chan struct{}      // closed after the first listing attempt (fromRegistry)
 	cancel context.CancelFunc // stops the watch goroutine (fromRegistry)
@@ -307,6 +358,10 @@ func (d *Discovery) Close() error {
 		return nil
 	}
 	d.closed = true
+	if d.sweeper != nil {
+		d.sweeper.Stop()
+		d.sweeper = nil
+	}
 	services := *d.services.Load()
 	d.mu.Unlock()
 	for _, s := range services {
@@ -327,6 +382,9 @@ func (d *Discovery) resolve(name string) (*service, *snapshot, error) {
 		if s, err = d.add(name); err != nil {
 			return nil, nil, err
 		}
+	}
+	if !s.used.Load() { // a load first: no cache-line write per resolve
+		s.used.Store(true)
 	}
 	if snap := s.snap.Load(); snap != nil {
 		return s, snap, nil
@@ -363,12 +421,27 @@ func (d *Discovery) add(name string) (*service, error) {
 	if d.closed {
 		return nil, ErrClosed
 	}
-	if name == "" || strings.ContainsAny(name, "/{}") {
-		return nil, fmt.Errorf("registry: invalid service name %q", name)
+	if err := convention.CheckName("service name", name); err != nil {
+		return nil, fmt.Errorf("registry: %w", err)
 	}
 	s, err := d.newService(name)
 	if err != nil {
 		return nil, err
+	}
+	if s.source == fromRegistry {
+		if d.watched >= d.maxServices {
+			if !d.capped {
+				d.capped = true
+				d.log.Warn("registry: too many service names watched; refusing new ones until idle names are released",
+					"max", d.maxServices, "idle_timeout", d.idleTimeout, "refused", name)
+			}
+			return nil, &TooManyServicesError{Service: name, Max: d.maxServices}
+		}
+		d.watched++
+		s.used.Store(true)
+		if d.sweeper == nil {
+			d.sweeper = time.AfterFunc(d.idleTimeout, d.sweep)
+		}
 	}
 	m := maps.Clone(old)
 	m[name] = s
@@ -380,6 +453,40 @@ func (d *Discovery) add(name string) (*service, error) {
 		go d.watch(ctx, s)
 	}
 	return s, nil
+}
+
+// sweep releases the registry names not resolved since the previous
+// sweep and clears the mark of the others; it runs every IdleTimeout while
+// names are watched.
+func (d *Discovery) sweep() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.sweeper == nil {
+		return
+	}
+	old := *d.services.Load()
+	var idle []*service
+	for _, s := range old {
+		if s.source == fromRegistry && !s.used.Swap(false) {
+			idle = append(idle, s)
+		}
+	}
+	if len(idle) > 0 {
+		m := maps.Clone(old)
+		for _, s := range idle {
+			delete(m, s.name)
+			s.cancel()
+		}
+		d.services.Store(&m)
+		d.watched -= len(idle)
+		d.log.Debug("registry: released idle service names", "released", len(idle), "watched", d.watched)
+	}
+	d.capped = false
+	if d.watched == 0 {
+		d.sweeper = nil
+		return
+	}
+	d.sweeper.Reset(d.idleTimeout)
 }
 
 func (d *Discovery) newService(name string) (*service, error) {

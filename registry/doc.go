@@ -42,7 +42,10 @@
 // discovery.override.<name> configuration key takes precedence over the
 // registry; without a registry the port convention applies. [NewTransport]
 // makes an http.RoundTripper that sends "http://<service>/path" to an
-// instance resolved per request.
+// instance resolved per request, and refuses anything that is not a
+// service name ([RefusedError]): it is not a proxy. [WithHops] and
+// [MaxHops] bound relay loops. [DiscoveryOptions.MaxServices] and
+// [DiscoveryOptions.IdleTimeout] bound what names nobody registered cost.
 //
 //	cli, _ := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:2379"}})
 //

@@ -2,8 +2,10 @@ package registry
 
 import (
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,13 +34,26 @@ const DefaultMaxIdleConnsPerHost = 64
 // DefaultMaxIdleConnsPerHost idle connections per instance.
 // http.Client.CloseIdleConnections reaches the base transport.
 //
-// A request is resolved when its URL's scheme is http and its host is a
-// service name: no port, and it matches ^[a-z][a-z0-9-]{0,62}$, except
-// "localhost". Any other request goes to base unchanged. The request is
-// cloned, never modified; the clone's Host header is the instance's
-// host:port. If resolving fails the error of r is returned (a
-// [*NoInstanceError] when no instance is known) and the request body is
-// closed.
+// It only ever reaches instances of a service r resolved (from the
+// registry, an override or the port convention). A request is sent only
+// when its URL's scheme is http, it has no userinfo, and its host is a
+// service name: no port, matching ^[a-z][a-z0-9-]{0,62}$, and not
+// "localhost". Any other request (an ip:port, host:port, localhost, https,
+// user:password@) fails with a [*RefusedError] and nothing is dialed, so
+// that a caller choosing the service name (a relay) cannot turn the
+// transport into an open proxy to loopback listeners, the admin port or
+// etcd. This holds for redirects too: http.Client sends them through the
+// same transport. Code that really means a plain address uses a plain
+// http.Transport (or http.DefaultClient) of its own, not this one.
+//
+// The request is cloned, never modified; the clone's Host header is the
+// instance's host:port. If resolving fails the error of r is returned (a
+// [*NoInstanceError] when no instance is known). On any error before
+// sending, the request body is closed.
+//
+// When the request's context carries an inbound request's hop count
+// ([WithHops]), the clone carries [HopsHeader] one more than it; a request
+// that would exceed [MaxHops] fails with a [*LoopError] without dialing.
 //
 // A request whose connection could not be dialed (the instance crashed and
 // its lease has not expired yet, or it stopped before its clients heard)
@@ -92,22 +107,71 @@ func (t *transport) CloseIdleConnections() {
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.URL == nil || req.URL.Scheme != "http" || !isServiceName(req.URL.Host) {
-		return t.base.RoundTrip(req)
+	hops, hasHops := hopsOf(req.Context())
+	err := refuse(req)
+	if err == nil && hasHops && hops >= MaxHops {
+		err = &LoopError{Service: req.URL.Host, Hops: hops}
+	}
+	if err != nil {
+		closeBody(req)
+		return nil, err
 	}
 	for attempt := 1; ; attempt++ {
 		out, err := t.resolve(req, attempt)
 		if err != nil {
-			if req.Body != nil {
-				req.Body.Close()
-			}
+			closeBody(req)
 			return nil, err
+		}
+		if hasHops {
+			out.Header.Set(HopsHeader, strconv.Itoa(hops+1))
 		}
 		resp, err := t.base.RoundTrip(out)
 		if err == nil || attempt == DialAttempts || !isDialError(err) || !rewindable(req) || req.Context().Err() != nil {
 			return resp, err
 		}
 	}
+}
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		req.Body.Close()
+	}
+}
+
+// RefusedError reports a request [NewTransport] will not send because its
+// URL does not name a service: it never dials such a request.
+type RefusedError struct {
+	URL    string // the request's URL, its userinfo redacted
+	Reason string // what is wrong with it
+}
+
+// Error names the URL and the reason, and says what to use instead.
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("registry: refusing %s: %s; the discovery transport only calls http://<service name>/..., "+
+		"use a plain http.Transport for an address", e.URL, e.Reason)
+}
+
+// refuse returns a *RefusedError when req's URL is not
+// "http://<service name>/...".
+func refuse(req *http.Request) error {
+	u := req.URL
+	if u == nil {
+		return &RefusedError{URL: "<nil URL>", Reason: "no URL"}
+	}
+	var why string
+	switch {
+	case u.Scheme != "http":
+		why = fmt.Sprintf("scheme %q is not http", u.Scheme)
+	case u.User != nil:
+		why = "a URL with userinfo names no service"
+	case u.Host == "localhost":
+		why = `host "localhost" is not a service name`
+	case !isServiceName(u.Host):
+		why = fmt.Sprintf("host %q is not a service name (%s, no port)", u.Host, convention.NameRule)
+	default:
+		return nil
+	}
+	return &RefusedError{URL: u.Redacted(), Reason: why}
 }
 
 // resolve clones req onto the next instance of its service.
@@ -155,4 +219,18 @@ func rewindable(req *http.Request) bool {
 // contract: ^[a-z][a-z0-9-]{0,62}$, and not "localhost".
 func isServiceName(host string) bool {
 	return host != "localhost" && convention.IsName(host)
+}
+
+// CheckServiceName returns nil if name is a name [NewTransport] calls: it
+// matches ^[a-z][a-z0-9-]{0,62}$ and is not "localhost". Otherwise it
+// returns an error naming the rule. A handler that takes a service name
+// from its caller (a relay) checks it first, to answer 400.
+func CheckServiceName(name string) error {
+	if name == "localhost" {
+		return errors.New(`registry: "localhost" is not a service name`)
+	}
+	if err := convention.CheckName("service name", name); err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	return nil
 }

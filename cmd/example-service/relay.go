@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -13,6 +14,14 @@ import (
 
 // Relay forwards GET /call/{service}/* to an instance of service, found
 // through discovery for every request (round-robin across instances).
+//
+// It is not a proxy: {service} must be a service name, which discovery
+// resolves; an address (127.0.0.1:4010, localhost:8011) answers 400 and
+// is never dialed, so the public port cannot reach the admin listener,
+// the private port or etcd. Every relayed call carries registry.HopsHeader
+// one more than the call it serves; past registry.MaxHops relays (a relay
+// calling itself, /call/example/call/example/...) it answers 508 Loop
+// Detected.
 type Relay struct {
 	client *http.Client
 }
@@ -32,23 +41,32 @@ func (rl *Relay) Routes(r chi.Router) {
 }
 
 func (rl *Relay) call(w http.ResponseWriter, r *http.Request) {
-	target := "http://" + chi.URLParam(r, "service") + "/" + chi.URLParam(r, "*")
+	service := chi.URLParam(r, "service")
+	if err := registry.CheckServiceName(service); err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Errorf("relay: %w", err))
+		return
+	}
+	hops, err := registry.Hops(r)
+	switch {
+	case err != nil:
+		writeError(w, http.StatusBadRequest, fmt.Errorf("relay: %w", err))
+		return
+	case hops >= registry.MaxHops:
+		writeError(w, http.StatusLoopDetected, &registry.LoopError{Service: service, Hops: hops})
+		return
+	}
+	target := "http://" + service + "/" + chi.URLParam(r, "*")
 	if r.URL.RawQuery != "" {
 		target += "?" + r.URL.RawQuery
 	}
-	req, err := http.NewRequestWithContext(r.Context(), http.MethodGet, target, nil)
+	req, err := http.NewRequestWithContext(registry.WithHops(r.Context(), r), http.MethodGet, target, nil)
 	if err != nil {
-		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
+		writeError(w, http.StatusBadRequest, fmt.Errorf("relay: %w", err))
 		return
 	}
 	resp, err := rl.client.Do(req)
-	var none *registry.NoInstanceError
-	switch {
-	case errors.As(err, &none):
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"error": none.Error()})
-		return
-	case err != nil:
-		writeJSON(w, http.StatusBadGateway, map[string]string{"error": err.Error()})
+	if err != nil {
+		writeError(w, statusOf(err), err)
 		return
 	}
 	defer resp.Body.Close()
@@ -57,4 +75,28 @@ func (rl *Relay) call(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// statusOf maps an error of the relayed call to the relay's answer.
+func statusOf(err error) int {
+	var (
+		refused *registry.RefusedError
+		loop    *registry.LoopError
+		none    *registry.NoInstanceError
+		tooMany *registry.TooManyServicesError
+	)
+	switch {
+	case errors.As(err, &refused):
+		return http.StatusBadRequest
+	case errors.As(err, &loop):
+		return http.StatusLoopDetected
+	case errors.As(err, &none), errors.As(err, &tooMany):
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusBadGateway
+	}
+}
+
+func writeError(w http.ResponseWriter, code int, err error) {
+	writeJSON(w, code, map[string]string{"error": err.Error()})
 }
