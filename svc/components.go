@@ -160,9 +160,11 @@ func provideDiscovery(cli *clientv3.Client, st Settings, live *config.Live, log 
 			v, ok := live.Current().Lookup(key)
 			return v.Value, ok
 		},
-		Self:       st.Name,
-		SelfOffset: st.Offset,
-		Logger:     log,
+		Self:        st.Name,
+		SelfOffset:  st.Offset,
+		Logger:      log,
+		MaxServices: st.Discovery.MaxServices,
+		IdleTimeout: st.Discovery.IdleTimeout,
 	})
 	hooks.append(lc, fx.Hook{OnStop: func(context.Context) error { return d.Close() }}, true)
 	out := discoveryOut{Discovery: d}

@@ -60,6 +60,9 @@ const (
 	KeyRegistryAttempts = "registry.attempts"
 	KeyRegistryInterval = "registry.interval"
 	KeyRegistryURISpec  = "registry.uri-spec"
+
+	KeyDiscoveryMaxServices = "discovery.max-services"
+	KeyDiscoveryIdleTimeout = "discovery.idle-timeout"
 )
 
 // Port conventions: admin on AdminBase+offset, public on PublicBase+offset,
@@ -147,6 +150,8 @@ func frameworkKeys(offset int) []config.Decl {
 		d(KeyRegistryAttempts, config.Int, "10", "health checks tried before registering"),
 		d(KeyRegistryInterval, config.Duration, "1s", "pause between those health checks"),
 		d(KeyRegistryURISpec, config.String, "", "uri-spec advertised to discovery, e.g. /1.x/{territory}/users/{userid}"),
+		d(KeyDiscoveryMaxServices, config.Int, "1024", "service names discovery watches in the registry at most; past it, a new name is refused"),
+		d(KeyDiscoveryIdleTimeout, config.Duration, "5m", "a watched name not resolved for this long is released"),
 		d(convention.OverridePrefix+"*", config.String, "", "base URL or URL template used for <name> instead of discovery"),
 		d(convention.ServicesPrefix+"*", config.String, "", "services.<name>.offset, .host, .uri-spec: <name>'s place for discovery by convention, without a registry"),
 	)
@@ -218,8 +223,15 @@ type Settings struct {
 	LogFormat string // auto, text or json
 	LogAccess bool
 
-	Etcd     EtcdSettings
-	Registry RegistrySettings
+	Etcd      EtcdSettings
+	Registry  RegistrySettings
+	Discovery DiscoverySettings
+}
+
+// DiscoverySettings bound what discovery keeps for names asked of it.
+type DiscoverySettings struct {
+	MaxServices int           // names watched in the registry at most
+	IdleTimeout time.Duration // a name not resolved for this long is released
 }
 
 // decoder reads typed values from a store, keeping the first error.
@@ -339,6 +351,10 @@ func decodeSettings(name string, offset int, boot Bootstrap, s *config.Store) (S
 			Attempts: d.int(KeyRegistryAttempts, 1, 1000),
 			Interval: d.dur(KeyRegistryInterval),
 			URISpec:  d.str(KeyRegistryURISpec),
+		},
+		Discovery: DiscoverySettings{
+			MaxServices: d.int(KeyDiscoveryMaxServices, 1, 1<<20),
+			IdleTimeout: d.dur(KeyDiscoveryIdleTimeout),
 		},
 	}
 	if d.err != nil {

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -100,16 +99,6 @@ func startUnderLimit(t *testing.T, nofile int, env []string) *proc {
 		t.Fatalf("sh is needed to lower the open-file limit: %v", err)
 	}
 	return startCommand(t, t.TempDir(), env, sh, "-c", "ulimit -n "+strconv.Itoa(nofile)+" && exec \"$0\"", binary)
-}
-
-func openFiles(t *testing.T, pid int) int {
-	t.Helper()
-	ents, err := os.ReadDir("/proc/" + strconv.Itoa(pid) + "/fd")
-	if err != nil {
-		t.Logf("cannot count descriptors: %v", err)
-		return 0
-	}
-	return len(ents)
 }
 
 func grepLines(s, sub string) string {
