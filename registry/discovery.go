@@ -149,6 +149,7 @@ type DiscoveryOptions struct {
 // watched.
 type Discovery struct {
 	cli         *clientv3.Client
+	monitor     *etcdwatch.Monitor // checks every watch for a replaced etcd; made with the first, guarded by mu
 	env         string
 	lookup      func(string) (string, bool)
 	self        string
@@ -363,6 +364,7 @@ func (d *Discovery) Close() error {
 		d.sweeper = nil
 	}
 	services := *d.services.Load()
+	monitor := d.monitor
 	d.mu.Unlock()
 	for _, s := range services {
 		if s.cancel != nil {
@@ -370,7 +372,21 @@ func (d *Discovery) Close() error {
 		}
 	}
 	d.wg.Wait()
+	if monitor != nil {
+		monitor.Close()
+	}
 	return nil
+}
+
+// sharedMonitor returns the one monitor of every watch, made on first use
+// (nil after Close).
+func (d *Discovery) sharedMonitor() *etcdwatch.Monitor {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.monitor == nil && !d.closed {
+		d.monitor = etcdwatch.NewMonitor(d.cli, 0)
+	}
+	return d.monitor
 }
 
 // resolve returns the service of name and a snapshot of its instances,
@@ -624,6 +640,7 @@ func (d *Discovery) watch(ctx context.Context, s *service) {
 		Broken:    func(err error) { d.broken(s, err) },
 		Recovered: func() { d.recovered(s) },
 		Backoff:   etcdwatch.Backoff{Min: 100 * time.Millisecond, Max: 5 * time.Second},
+		Monitor:   d.sharedMonitor(),
 	}
 	loop.Run(ctx, d.cli, rev, err)
 }

@@ -76,6 +76,10 @@ type Loop struct {
 	// ignored: Follow sees outages itself. If zero, DefaultCheckEvery
 	// (2s); if negative, never.
 	CheckEvery time.Duration
+	// Monitor, if not nil, checks the follows instead, for every loop
+	// that shares it (and CheckEvery is its interval, not the loop's):
+	// no goroutine and no request per loop.
+	Monitor *Monitor
 }
 
 // DefaultCheckEvery is the default of [Loop.CheckEvery].
@@ -199,17 +203,22 @@ func (l *Loop) follow(ctx context.Context, cli *clientv3.Client, rev int64) erro
 	if every == 0 {
 		every = DefaultCheckEvery
 	}
-	if every < 0 {
+	if every < 0 && l.Monitor == nil {
 		return l.Follow(ctx, rev+1)
 	}
 	fctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := checkReplaced(fctx, cli, rev, every); err != nil {
-			stop(err)
-		}
-	})
+	if l.Monitor != nil {
+		unwatch := l.Monitor.watch(rev, stop)
+		defer unwatch()
+	} else {
+		wg.Go(func() {
+			if err := checkReplaced(fctx, cli, rev, every); err != nil {
+				stop(err)
+			}
+		})
+	}
 	err := l.Follow(fctx, rev+1)
 	stop(nil)
 	wg.Wait()
