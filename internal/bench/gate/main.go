@@ -171,11 +171,13 @@ func run() error {
 	base := results[0]
 	for k := 2; k < len(servers); k++ {
 		r := results[k]
-		fmt.Printf("%s (not gated): throughput x%.3f, startup x%.3f, idle RSS x%.3f, peak RSS x%.3f of fairbase\n", servers[k].name,
-			median(r.rps)/median(base.rps), ratio(median(r.startup), median(base.startup)),
+		fmt.Printf("%s (not gated): throughput x%.3f, CPU/request x%.3f, startup x%.3f, idle RSS x%.3f, peak RSS x%.3f of fairbase\n", servers[k].name,
+			median(r.rps)/median(base.rps), ratio(median(r.cpuPerRq), median(base.cpuPerRq)), ratio(median(r.startup), median(base.startup)),
 			ratio(median(r.idleRSS), median(base.idleRSS)), ratio(median(r.peakRSS), median(base.peakRSS)))
 	}
 	svc := results[1]
+	fmt.Printf("(not gated) CPU per request fairbase/svc x%.3f: the throughput ratio of a CPU-bound server, less disturbed by other load\n",
+		ratio(median(base.cpuPerRq), median(svc.cpuPerRq)))
 	failed := false
 	check := func(what string, got, limit float64, atLeast bool) {
 		ok := got <= limit
