@@ -12,7 +12,8 @@ import (
 // against the slog JSON handler svc uses today (same fields, same output),
 // both writing to io.Discard:
 //
-//	go test -run '^$' -bench Log -benchmem ./internal/accesslog
+//	go test -run '^$' -bench 'Log$' -benchmem -count 10 ./internal/accesslog > log.txt
+//	go run golang.org/x/perf/cmd/benchstat@latest -col /impl log.txt
 //
 // Writer.Log's sink is written by its own goroutine, off the request's
 // path; slog's Write is on it (to io.Discard here, a write(2) in svc).
@@ -23,7 +24,7 @@ func BenchmarkLog(b *testing.B) {
 		name   string
 		format Format
 	}{{"json", JSON}, {"text", Text}} {
-		b.Run("accesslog/"+f.name, func(b *testing.B) {
+		b.Run("format="+f.name+"/impl=accesslog", func(b *testing.B) {
 			w := New(io.Discard, Options{Service: "bench", Format: f.format})
 			defer w.Close()
 			b.ReportAllocs()
@@ -36,7 +37,7 @@ func BenchmarkLog(b *testing.B) {
 				b.Logf("%d of %d lines dropped", n, b.N)
 			}
 		})
-		b.Run("slog/"+f.name, func(b *testing.B) {
+		b.Run("format="+f.name+"/impl=slog", func(b *testing.B) {
 			var h slog.Handler = slog.NewJSONHandler(io.Discard, nil)
 			if f.format == Text {
 				h = slog.NewTextHandler(io.Discard, nil)
