@@ -13,6 +13,8 @@
 // runtime would. Throughput is wrk (-t1 -c32) over loopback, the server
 // pinned to CPU 1 and wrk to CPU 0 when taskset is there; wrk is required.
 // Idle RSS is VmRSS one second after the server is ready, before any load.
+// A run whose baseline moved more than 30% between rounds fails as
+// disturbed: a ratio measured beside other load on the machine is noise.
 //
 //	go run ./internal/bench/gate [-rounds 5] [-duration 5s] [-env GOGC=200] [-variant 'GOMEMLIMIT=256MiB GOGC=off']
 //
@@ -45,6 +47,10 @@ const (
 	minThroughput = 0.95
 	maxStartup    = 1.15
 	maxIdleRSS    = 1.25
+
+	// maxSpread is the most fairbase's req/s may move between rounds,
+	// (max-min)/median, for the run to count.
+	maxSpread = 0.30
 )
 
 // server is one program measured.
@@ -127,8 +133,9 @@ func run() error {
 	}
 	defer os.RemoveAll(dir)
 
-	fmt.Printf("# %s, go %s, %d CPUs, wrk -t1 -c%d -d%s, %d rounds, %d startups each, env %q, pinned %v\n",
-		time.Now().UTC().Format("2006-01-02T15:04Z"), runtime.Version(), runtime.NumCPU(), *conns, *duration, *rounds, *starts, env, pin != nil)
+	fmt.Printf("# %s, go %s, %d CPUs, load %s, wrk -t1 -c%d -d%s, %d rounds, %d startups each, env %q, pinned %v\n",
+		time.Now().UTC().Format("2006-01-02T15:04Z"), runtime.Version(), runtime.NumCPU(), loadavg(),
+		*conns, *duration, *rounds, *starts, env, pin != nil)
 
 	// Startup: one untimed start each, then interleaved, rotating who goes first.
 	for i := -1; i < *starts; i++ {
@@ -196,6 +203,13 @@ func run() error {
 	check("throughput svc/fairbase", median(svc.rps)/median(base.rps), minThroughput, true)
 	check("startup svc/fairbase", ratio(median(svc.startup), median(base.startup)), maxStartup, false)
 	check("idle RSS svc/fairbase", ratio(median(svc.idleRSS), median(base.idleRSS)), maxIdleRSS, false)
+	// A ratio of medians is only as good as the rounds: when the
+	// baseline's own throughput moved a lot, other load was on the machine.
+	if lo, hi := slices.Min(base.rps), slices.Max(base.rps); (hi-lo)/median(base.rps) > maxSpread {
+		fmt.Printf("FAIL disturbed run: fairbase's req/s ranged %.0f-%.0f over the rounds (more than %.0f%% of its median); rerun on a quiet machine\n",
+			lo, hi, 100*maxSpread)
+		failed = true
+	}
 	if failed {
 		fmt.Println("bench-gate: FAIL")
 		os.Exit(1)
@@ -205,6 +219,13 @@ func run() error {
 }
 
 func ratio[T time.Duration | int64](a, b T) float64 { return float64(a) / float64(b) }
+
+// loadavg returns the 1, 5 and 15 minute load averages.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	return strings.Join(f[:min(3, len(f))], " ")
+}
 
 // pinning returns the taskset prefix for the server (CPU 1), or nil when
 // taskset is missing or there is only one CPU. wrk then gets CPU 0.
