@@ -133,7 +133,9 @@ func orDefault[T int | time.Duration](v, def T) T {
 
 // Log encodes e and queues the line. It never blocks on the sink: when the
 // buffer has no room for the line, or after Close, the line is dropped and
-// counted. It does not allocate in the steady state.
+// counted. It does not allocate in the steady state. It does not look at
+// log levels: access lines are info lines, so a caller with a live level
+// skips Log while that level is above info, as it would skip slog.
 func (w *Writer) Log(e *Entry) {
 	if w == nil {
 		return
