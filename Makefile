@@ -3,7 +3,7 @@ GO      ?= go
 BIN     := bin
 PKGS    := ./...
 
-.PHONY: run test vet lint build bench clean etcd registry-demo proof fuzz
+.PHONY: run test vet lint build bench bench-gate clean etcd registry-demo proof fuzz
 
 run: ## run the example service with no flags (admin 4010, public 8010, private 8011)
 	$(GO) build -o $(BIN)/example-service ./cmd/example-service
@@ -39,6 +39,9 @@ lint: vet ## go vet, gofmt, go mod tidy and staticcheck (pinned by the tool dire
 
 bench: ## benchmarks quoted in docs/benchmarks.md
 	$(GO) test -run '^$$' -bench . -benchmem -count 6 ./... | tee $(BIN)/bench.txt
+
+bench-gate: ## svc against the fair baseline (throughput, startup, idle RSS); needs wrk; not part of make test, see docs/benchmarks.md
+	$(GO) run ./internal/bench/gate $(GATEFLAGS)
 
 etcd: $(BIN)/etcd ## the etcd server, built from the Go module proxy at the version pinned in go.mod
 

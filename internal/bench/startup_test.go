@@ -36,7 +36,7 @@ func build(b *testing.B) string {
 		if buildErr != nil {
 			return
 		}
-		for _, pkg := range []string{"../../cmd/example-service", "./barehttp", "./barelinked"} {
+		for _, pkg := range []string{"../../cmd/example-service", "./barehttp", "./barelinked", "./fairbase"} {
 			args := []string{"build", "-o", binDir + "/"}
 			if tags := os.Getenv("STARTUP_LINKED_TAGS"); tags != "" && pkg == "./barelinked" {
 				args = append(args, "-tags", tags)
@@ -121,7 +121,11 @@ func requireFree(b *testing.B, addrs ...string) {
 // empty environment and an empty working directory, in rotation, b.N runs
 // each. A third program, barelinked (barehttp linking all of svc unused,
 // on :8094), splits svc's overhead into the dependency tree's and svc's
-// own. It reports the median and p90 of each and the svc/bare ratios:
+// own. A fourth, fairbase (bare chi with svc's server limits, linking fx,
+// client_golang and the etcd client unused, on :8096, polled at
+// /hello/ready), is the fair baseline of make bench-gate. It reports the
+// median and p90 of each, the svc/bare ratios and the svc/fair median
+// ratio:
 //
 //	go test -run '^$' -bench Startup -benchtime 30x ./internal/bench
 //
@@ -132,6 +136,7 @@ func BenchmarkStartup(b *testing.B) {
 	targets := []target{
 		{"bare", filepath.Join(dir, "barehttp"), "http://127.0.0.1:8090/", []string{":8090"}},
 		{"linked", filepath.Join(dir, "barelinked"), "http://127.0.0.1:8094/", []string{":8094"}},
+		{"fair", filepath.Join(dir, "fairbase"), "http://127.0.0.1:8096/hello/ready", []string{":8096"}},
 		{"svc", filepath.Join(dir, "example-service"), "http://127.0.0.1:8011/readyz", []string{"127.0.0.1:4010", ":8010", ":8011"}},
 	}
 	for _, t := range targets {
@@ -156,16 +161,20 @@ func BenchmarkStartup(b *testing.B) {
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 	bareMed, bareP90 := quantiles(times["bare"])
 	linkedMed, linkedP90 := quantiles(times["linked"])
+	fairMed, fairP90 := quantiles(times["fair"])
 	svcMed, svcP90 := quantiles(times["svc"])
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(ms(bareMed), "bare-median-ms")
 	b.ReportMetric(ms(bareP90), "bare-p90-ms")
 	b.ReportMetric(ms(linkedMed), "linked-median-ms")
 	b.ReportMetric(ms(linkedP90), "linked-p90-ms")
+	b.ReportMetric(ms(fairMed), "fair-median-ms")
+	b.ReportMetric(ms(fairP90), "fair-p90-ms")
 	b.ReportMetric(ms(svcMed), "svc-median-ms")
 	b.ReportMetric(ms(svcP90), "svc-p90-ms")
 	b.ReportMetric(float64(svcMed)/float64(bareMed), "ratio-median")
 	b.ReportMetric(float64(svcP90)/float64(bareP90), "ratio-p90")
+	b.ReportMetric(float64(svcMed)/float64(fairMed), "ratio-fair-median")
 }
 
 // quantiles returns the median and the 90th percentile (nearest rank).

@@ -5,8 +5,12 @@
 #   internal/bench/throughput.sh [ROUNDS] [DURATION]     (default 5 10s)
 #
 # Each round runs, in turn: barechi, barechi with svc's server timeouts,
-# svc with log.access=false, svc with log.access=true (JSON lines to
-# /dev/null). Servers are pinned to CPU 1
+# fairbase (the fair baseline: chi with svc's server limits, linking fx,
+# client_golang and the etcd client), svc with log.access=false, svc with
+# log.access=true (JSON lines to /dev/null), and svc with its default
+# configuration and stderr read through a pipe (as journald or Kubernetes
+# read it). SERVERS (space-separated names) picks a subset; the "vs_fair"
+# column compares with fairbase when it ran. Servers are pinned to CPU 1
 # and wrk (-t1 -c$CONN, default 32) to CPU 0, so the two never share a core;
 # each server gets a 2s warm-up before the measured run. Besides wrk's
 # req/s and p99 it reports the server's CPU time per request (from
@@ -34,9 +38,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$bin/" ./internal/bench/barechi ./internal/bench/svchello
+SERVERS=${SERVERS:-barechi barechi-timeouts fairbase svc-access-off svc-access-on svc-access-pipe}
 
-for port in 8092 8020 8021 4020; do
+go build -o "$bin/" ./internal/bench/barechi ./internal/bench/svchello ./internal/bench/fairbase
+
+for port in 8092 8096 8020 8021 4020; do
 	if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
 		echo "throughput.sh: port $port is taken; stop whatever holds it" >&2
 		exit 1
@@ -44,11 +50,16 @@ for port in 8092 8020 8021 4020; do
 done
 
 # start NAME URL ENV... -- starts a server pinned to SERVER_CPU with only
-# ENV as its environment, and waits for URL to answer 200.
+# ENV as its environment, and waits for URL to answer 200. Its stderr goes
+# to /dev/null, or through a pipe to cat when PIPE=1.
 start() {
 	local bin_name=$1 url=$2
 	shift 2
-	(cd "$work" && exec env -i "$@" taskset -c "$SERVER_CPU" "$bin/$bin_name" 2>/dev/null) &
+	if [[ ${PIPE:-} == 1 ]]; then
+		(cd "$work" && exec env -i "$@" taskset -c "$SERVER_CPU" "$bin/$bin_name" 2> >(exec cat >/dev/null)) &
+	else
+		(cd "$work" && exec env -i "$@" taskset -c "$SERVER_CPU" "$bin/$bin_name" 2>/dev/null) &
+	fi
 	pid=$!
 	for _ in $(seq 1 500); do
 		if [[ $(curl -s -o /dev/null -w '%{http_code}' "$url" || true) == 200 ]]; then return 0; fi
@@ -99,19 +110,23 @@ measure() {
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git diff --quiet 2>/dev/null || echo '+dirty')"
 echo "# go $(go env GOVERSION), $(nproc) CPUs, wrk -t1 -c$CONN -d$DURATION, server on CPU $SERVER_CPU, wrk on CPU $WRK_CPU"
 printf 'round\tserver\treq/s\tp99_us\tcpu_us_per_req\n'
+# run NAME -- one measured run of the server called NAME.
+run() {
+	local u=http://127.0.0.1:8020/hello/ann
+	case $1 in
+	barechi) start barechi http://127.0.0.1:8092/hello/ann && measure "$1" http://127.0.0.1:8092/hello/ann "$round" ;;
+	barechi-timeouts) start barechi http://127.0.0.1:8092/hello/ann TIMEOUTS=1 && measure "$1" http://127.0.0.1:8092/hello/ann "$round" ;;
+	fairbase) start fairbase http://127.0.0.1:8096/hello/ann && measure "$1" http://127.0.0.1:8096/hello/ann "$round" ;;
+	svc-access-off) start svchello $u LOG_ACCESS=false SHUTDOWN_DRAIN=0s && measure "$1" $u "$round" ;;
+	svc-access-on) start svchello $u LOG_ACCESS=true LOG_FORMAT=json SHUTDOWN_DRAIN=0s && measure "$1" $u "$round" ;;
+	svc-access-pipe) PIPE=1 start svchello $u SHUTDOWN_DRAIN=0s && measure "$1" $u "$round" ;;
+	*) echo "throughput.sh: unknown server $1" >&2; exit 1 ;;
+	esac
+	stop
+}
+
 for round in $(seq 1 "$ROUNDS"); do
-	start barechi http://127.0.0.1:8092/hello/ann
-	measure barechi http://127.0.0.1:8092/hello/ann "$round"
-	stop
-	start barechi http://127.0.0.1:8092/hello/ann TIMEOUTS=1
-	measure barechi-timeouts http://127.0.0.1:8092/hello/ann "$round"
-	stop
-	start svchello http://127.0.0.1:8020/hello/ann LOG_ACCESS=false SHUTDOWN_DRAIN=0s
-	measure svc-access-off http://127.0.0.1:8020/hello/ann "$round"
-	stop
-	start svchello http://127.0.0.1:8020/hello/ann LOG_ACCESS=true LOG_FORMAT=json SHUTDOWN_DRAIN=0s
-	measure svc-access-on http://127.0.0.1:8020/hello/ann "$round"
-	stop
+	for s in $SERVERS; do run "$s"; done
 done
 
 echo
@@ -124,13 +139,13 @@ awk -F'\t' '
 		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
 	}
 	END {
-		base = median(rps["barechi"]); basecpu = median(cpu["barechi"])
-		printf "%-16s %10s %8s %8s %14s %14s\n", "server", "req/s", "vs_chi", "p99_us", "cpu_us/req", "chi/this_cpu"
-		split("barechi barechi-timeouts svc-access-off svc-access-on", order, " ")
-		for (k = 1; k <= 4; k++) {
+		base = median(rps["barechi"]); basecpu = median(cpu["barechi"]); fair = median(rps["fairbase"])
+		printf "%-16s %10s %8s %8s %8s %14s %14s\n", "server", "req/s", "vs_chi", "vs_fair", "p99_us", "cpu_us/req", "chi/this_cpu"
+		n = split(servers, order, " ")
+		for (k = 1; k <= n; k++) {
 			s = order[k]
 			m = median(rps[s]); c = median(cpu[s])
-			printf "%-16s %10.0f %7.1f%% %8.0f %14.2f %13.1f%%\n", s, m, 100 * m / base, median(p99[s]), c, 100 * basecpu / c
+			printf "%-16s %10.0f %7.1f%% %7.1f%% %8.0f %14.2f %13.1f%%\n", s, m, base ? 100 * m / base : 0, fair ? 100 * m / fair : 0, median(p99[s]), c, basecpu ? 100 * basecpu / c : 0
 		}
-	}' "$results"
+	}' servers="$SERVERS" "$results"
 rm -f "$results"

@@ -1,0 +1,228 @@
+package accesslog
+
+import (
+	"math"
+	"strconv"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Entry is one request's access line. Log reads it before returning and
+// keeps no reference to it, so a caller's Entry can live on its stack.
+type Entry struct {
+	Time      time.Time     // when the request finished; zero means time.Now()
+	Server    string        // the listener: "public" or "private"
+	Method    string        // request method
+	Route     string        // the router's pattern (/hello/{name}), never the raw path
+	Path      string        // the raw URL path
+	Status    int           // response status code
+	Bytes     int           // response body bytes written
+	Duration  time.Duration // written as duration_ms, with microsecond resolution
+	RequestID string        // the request's id (X-Request-Id)
+	TraceID   string        // W3C trace id; the field is left out when empty
+	Remote    string        // the client's address (http.Request.RemoteAddr)
+}
+
+// Format is the shape of a line.
+type Format uint8
+
+const (
+	// JSON lines, byte for byte what slog.NewJSONHandler writes for the
+	// same record (the zero Format).
+	JSON Format = iota
+	// Text lines, byte for byte what slog.NewTextHandler writes: key=value
+	// pairs, values quoted only when they need it.
+	Text
+)
+
+// appendLine appends e as one line in format f, with service as the
+// service attribute, ending in '\n'.
+func appendLine(b []byte, f Format, service string, e *Entry) []byte {
+	t := e.Time
+	if t.IsZero() {
+		t = time.Now()
+	}
+	ms := float64(e.Duration.Microseconds()) / 1000
+	if f == Text {
+		return appendText(b, t, service, e, ms)
+	}
+	return appendJSON(b, t, service, e, ms)
+}
+
+func appendJSON(b []byte, t time.Time, service string, e *Entry, ms float64) []byte {
+	b = append(b, `{"time":"`...)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = append(b, `","level":"INFO","msg":"request","service":`...)
+	b = appendJSONString(b, service)
+	b = append(b, `,"server":`...)
+	b = appendJSONString(b, e.Server)
+	b = append(b, `,"method":`...)
+	b = appendJSONString(b, e.Method)
+	b = append(b, `,"route":`...)
+	b = appendJSONString(b, e.Route)
+	b = append(b, `,"path":`...)
+	b = appendJSONString(b, e.Path)
+	b = append(b, `,"status":`...)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = append(b, `,"bytes":`...)
+	b = strconv.AppendInt(b, int64(e.Bytes), 10)
+	b = append(b, `,"duration_ms":`...)
+	b = appendJSONFloat(b, ms)
+	b = append(b, `,"request_id":`...)
+	b = appendJSONString(b, e.RequestID)
+	if e.TraceID != "" {
+		b = append(b, `,"trace_id":`...)
+		b = appendJSONString(b, e.TraceID)
+	}
+	b = append(b, `,"remote":`...)
+	b = appendJSONString(b, e.Remote)
+	return append(b, "}\n"...)
+}
+
+func appendText(b []byte, t time.Time, service string, e *Entry, ms float64) []byte {
+	b = append(b, "time="...)
+	b = appendRFC3339Millis(b, t)
+	b = append(b, " level=INFO msg=request service="...)
+	b = appendTextString(b, service)
+	b = append(b, " server="...)
+	b = appendTextString(b, e.Server)
+	b = append(b, " method="...)
+	b = appendTextString(b, e.Method)
+	b = append(b, " route="...)
+	b = appendTextString(b, e.Route)
+	b = append(b, " path="...)
+	b = appendTextString(b, e.Path)
+	b = append(b, " status="...)
+	b = strconv.AppendInt(b, int64(e.Status), 10)
+	b = append(b, " bytes="...)
+	b = strconv.AppendInt(b, int64(e.Bytes), 10)
+	b = append(b, " duration_ms="...)
+	b = strconv.AppendFloat(b, ms, 'g', -1, 64)
+	b = append(b, " request_id="...)
+	b = appendTextString(b, e.RequestID)
+	if e.TraceID != "" {
+		b = append(b, " trace_id="...)
+		b = appendTextString(b, e.TraceID)
+	}
+	b = append(b, " remote="...)
+	b = appendTextString(b, e.Remote)
+	return append(b, '\n')
+}
+
+const hex = "0123456789abcdef"
+
+// appendJSONString appends s as a quoted JSON string, escaped as
+// encoding/json and slog escape it: '"', '\\' and control characters
+// escaped, each byte of invalid UTF-8 replaced by \ufffd, U+2028 and
+// U+2029 escaped; '<', '>' and '&' are left as they are.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hex[r&0xf])
+		default:
+			i += size
+			continue
+		}
+		i += size
+		start = i
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
+
+// appendJSONFloat formats f as encoding/json does (and so slog): the
+// shortest decimal, in exponent form only below 1e-6 or from 1e21.
+func appendJSONFloat(b []byte, f float64) []byte {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		return append(b, '0') // unreachable from a Duration
+	}
+	format := byte('f')
+	if abs := math.Abs(f); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, f, format, -1, 64)
+	if format == 'e' {
+		// 1e-07 -> 1e-7, as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+// appendTextString appends s as slog's TextHandler does: as it is when it
+// needs no quoting, else strconv-quoted.
+func appendTextString(b []byte, s string) []byte {
+	if needsQuoting(s) {
+		return strconv.AppendQuote(b, s)
+	}
+	return append(b, s...)
+}
+
+// needsQuoting is slog's rule: an empty string, a space, '=', '"', an ASCII
+// control character below 0x20, invalid UTF-8, a Unicode space or a non-printable
+// rune needs quotes; a backslash does not.
+func needsQuoting(s string) bool {
+	if s == "" {
+		return true
+	}
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c <= ' ' || c == '=' || c == '"' {
+				return true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+// appendRFC3339Millis is slog's text time: RFC 3339 with exactly three
+// digits of milliseconds.
+func appendRFC3339Millis(b []byte, t time.Time) []byte {
+	const prefixLen = len("2006-01-02T15:04:05.000")
+	n := len(b)
+	t = t.Truncate(time.Millisecond).Add(time.Millisecond / 10)
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b[:n+prefixLen], b[n+prefixLen+1:]...) // drop the 4th digit
+}
