@@ -65,8 +65,10 @@ func fxOption(name string, opt fx.Option) Option {
 func Fx(opts ...fx.Option) Option { return fxOption("svc.Fx", fx.Options(opts...)) }
 
 // Provide adds constructors to the service's dependency graph (fx.Provide).
-// The framework provides *config.Store, *slog.Logger, *Instance, Settings,
-// prometheus.Registerer and fx.Lifecycle to them.
+// The framework provides to them *config.Live (the configuration in force;
+// reloads reach config.Var, config.Struct and OnChange), *config.Store (a
+// snapshot taken at start), *slog.Logger, *Instance, Settings,
+// *registry.Discovery, prometheus.Registerer and fx.Lifecycle.
 func Provide(constructors ...any) Option { return fxOption("svc.Provide", fx.Provide(constructors...)) }
 
 // Invoke runs fns at assembly, before start (fx.Invoke). Prefer routes,
