@@ -474,7 +474,17 @@ func (r *Registrar) maintain(ctx context.Context, lease clientv3.LeaseID) error 
 		return fmt.Errorf("registry: keep lease %x alive: %w", lease, err)
 	}
 	r.registered(lease)
-	wch := r.cli.Watch(mctx, r.key, clientv3.WithRev(hdr.Revision+1))
+	// clientv3's Watch blocks until its stream is open, so until etcd
+	// answers: it is called in a goroutine, and the loop keeps checking
+	// the keep-alive meanwhile (etcd can go down right after the put).
+	var wch clientv3.WatchChan          // nil until the watch is open
+	var opening chan clientv3.WatchChan // receives the watch being opened
+	watch := func(rev int64) {
+		ch := make(chan clientv3.WatchChan, 1)
+		go func() { ch <- r.cli.Watch(mctx, r.key, clientv3.WithRev(rev)) }()
+		wch, opening = nil, ch
+	}
+	watch(hdr.Revision + 1)
 	// The client closes ka once its own deadline passes, but under load
 	// that can come late; a TTL without any answer means the lease is as
 	// good as lost, whatever the client still believes.
@@ -486,6 +496,8 @@ func (r *Registrar) maintain(ctx context.Context, lease clientv3.LeaseID) error 
 		select {
 		case <-mctx.Done():
 			return mctx.Err()
+		case w := <-opening:
+			wch, opening = w, nil
 		case <-tick.C:
 			if time.Since(lastAnswer) > ttl {
 				return fmt.Errorf("registry: lease %x: no keep-alive answer for %s: %w", lease, ttl, errKeepAliveClosed)
@@ -508,8 +520,10 @@ func (r *Registrar) maintain(ctx context.Context, lease clientv3.LeaseID) error 
 				if hdr, err = r.put(mctx, lease); err != nil {
 					return err
 				}
-				tr.Observe(hdr)
-				wch = r.cli.Watch(mctx, r.key, clientv3.WithRev(hdr.Revision+1))
+				if err := r.checkReplaced(mctx, &tr, hdr, lease); err != nil {
+					return err
+				}
+				watch(hdr.Revision + 1)
 				continue
 			}
 			if err := r.checkReplaced(mctx, &tr, wr.Header, lease); err != nil {
@@ -523,7 +537,9 @@ func (r *Registrar) maintain(ctx context.Context, lease clientv3.LeaseID) error 
 				if hdr, err = r.put(mctx, lease); err != nil {
 					return err
 				}
-				tr.Observe(hdr)
+				if err := r.checkReplaced(mctx, &tr, hdr, lease); err != nil {
+					return err
+				}
 			}
 		}
 	}
