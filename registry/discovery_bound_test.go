@@ -121,7 +121,10 @@ func TestUnknownNamesReleased(t *testing.T) {
 	sampler.Wait()
 	t.Logf("%d unknown names: peak %d goroutines (baseline %d), %d etcd watchers (baseline %d)",
 		names, peakGoroutines.Load(), goroutines0, peakWatchers.Load(), watchers0)
-	if peakGoroutines.Load() < int64(goroutines0+names) || peakWatchers.Load() < int64(watchers0+names/10) {
+	// A sanity bound, not a measure: the burst must have been seen (each
+	// watched name holds two goroutines), though on a loaded machine the
+	// first names are released before the last are asked for.
+	if peakGoroutines.Load() < int64(goroutines0+names/2) || peakWatchers.Load() < int64(watchers0+names/10) {
 		t.Fatalf("%d unknown names: peak %d goroutines, %d etcd watchers; want the burst visible (baselines %d, %d)",
 			names, peakGoroutines.Load(), peakWatchers.Load(), goroutines0, watchers0)
 	}
