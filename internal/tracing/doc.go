@@ -14,17 +14,17 @@
 // ("GET /hello/{name}"), client spans for outbound calls, a batch exporter
 // flushed by Shutdown. OTEL_SERVICE_NAME (default: the service's name),
 // OTEL_RESOURCE_ATTRIBUTES, OTEL_TRACES_SAMPLER and _ARG, and the
-// exporter's HEADERS, TIMEOUT, COMPRESSION and PROTOCOL variables are read
-// through Options.Getenv. Malformed values fail New, naming the variable.
+// exporter's HEADERS, TIMEOUT, COMPRESSION, PROTOCOL, CERTIFICATE,
+// CLIENT_CERTIFICATE and CLIENT_KEY variables are read through
+// Options.Getenv. Malformed values fail New, naming the variable.
 //
 // The SDK reads a few variables itself, from the process environment
-// only (Getenv cannot supply them): the exporter's TLS files
-// (OTEL_EXPORTER_OTLP_[TRACES_]CERTIFICATE, _CLIENT_CERTIFICATE,
-// _CLIENT_KEY), the batch processor's OTEL_BSP_*, the span limits
-// OTEL_SPAN_*_LIMIT and OTEL_ATTRIBUTE_*; OTEL_SERVICE_NAME and
-// OTEL_RESOURCE_ATTRIBUTES found there are merged under what Getenv
-// gives. OTEL_PROPAGATORS is ignored: propagation is W3C tracecontext and
-// baggage.
+// only (Getenv cannot supply them): the batch processor's OTEL_BSP_*, the
+// span limits OTEL_SPAN_*_LIMIT and OTEL_ATTRIBUTE_*; OTEL_SERVICE_NAME
+// and OTEL_RESOURCE_ATTRIBUTES found there are merged under what Getenv
+// gives; the exporter's proxy comes from HTTPS_PROXY, HTTP_PROXY and
+// NO_PROXY (net/http's ProxyFromEnvironment). OTEL_PROPAGATORS is
+// ignored: propagation is W3C tracecontext and baggage.
 //
 // The package sets no OpenTelemetry global (tracer provider, propagator,
 // error handler): several services can run in one process, each with its

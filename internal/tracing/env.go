@@ -2,8 +2,11 @@ package tracing
 
 import (
 	"cmp"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/url"
+	"os"
 	"path"
 	"strconv"
 	"strings"
@@ -28,6 +31,12 @@ const (
 	EnvTracesTimeout     = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"
 	EnvCompression       = "OTEL_EXPORTER_OTLP_COMPRESSION"
 	EnvTracesCompression = "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"
+	EnvCertificate       = "OTEL_EXPORTER_OTLP_CERTIFICATE"
+	EnvTracesCertificate = "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE"
+	EnvClientCert        = "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"
+	EnvTracesClientCert  = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE"
+	EnvClientKey         = "OTEL_EXPORTER_OTLP_CLIENT_KEY"
+	EnvTracesClientKey   = "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY"
 	EnvServiceName       = "OTEL_SERVICE_NAME"
 	EnvResourceAttrs     = "OTEL_RESOURCE_ATTRIBUTES"
 	EnvSampler           = "OTEL_TRACES_SAMPLER"
@@ -41,6 +50,7 @@ type settings struct {
 	headers     map[string]string
 	timeout     time.Duration // 0: the exporter's default (10s)
 	gzip        bool
+	tls         *tls.Config // nil: the system's roots, no client certificate
 	sampler     sdktrace.Sampler
 	samplerName string
 	serviceName string
@@ -125,6 +135,9 @@ func readSettings(getenv func(string) (string, bool), service string) (settings,
 		}
 	}
 
+	if s.tls, err = readTLS(first); err != nil {
+		return s, err
+	}
 	s.sampler, s.samplerName, err = parseSampler(get(EnvSampler), get(EnvSamplerArg))
 	if err != nil {
 		return s, err
@@ -203,4 +216,38 @@ func parseList(s string) ([][2]string, error) {
 		out = append(out, [2]string{k, v})
 	}
 	return out, nil
+}
+
+// readTLS loads the files the certificate variables name: a CA bundle
+// (PEM) that replaces the system's roots, and a client certificate and
+// key for mutual TLS. first is readSettings' lookup.
+func readTLS(first func(...string) (string, string)) (*tls.Config, error) {
+	ca, caKey := first(EnvTracesCertificate, EnvCertificate)
+	cert, certKey := first(EnvTracesClientCert, EnvClientCert)
+	key, keyKey := first(EnvTracesClientKey, EnvClientKey)
+	if ca == "" && cert == "" && key == "" {
+		return nil, nil
+	}
+	cfg := &tls.Config{}
+	if ca != "" {
+		pem, err := os.ReadFile(ca)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: %s: %w", caKey, err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("tracing: %s=%s: no PEM certificate in the file", caKey, ca)
+		}
+	}
+	if (cert == "") != (key == "") {
+		return nil, fmt.Errorf("tracing: %s and %s go together", cmp.Or(certKey, EnvClientCert), cmp.Or(keyKey, EnvClientKey))
+	}
+	if cert != "" {
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			return nil, fmt.Errorf("tracing: %s, %s: %w", certKey, keyKey, err)
+		}
+		cfg.Certificates = []tls.Certificate{pair}
+	}
+	return cfg, nil
 }

@@ -1,11 +1,15 @@
 package tracing
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"sync"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -15,6 +19,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 )
+
+// defaultExportTimeout bounds one export when OTEL_EXPORTER_OTLP_TIMEOUT
+// does not: the specification's default.
+const defaultExportTimeout = 10 * time.Second
 
 // Options configures [New].
 type Options struct {
@@ -37,10 +45,11 @@ type Options struct {
 // Tracing is a service's tracing: W3C propagation always, span export
 // when the environment configures it. It is safe for concurrent use.
 type Tracing struct {
-	prop     propagation.TextMapPropagator
-	provider *sdktrace.TracerProvider // nil: export off
-	tracer   trace.TracerProvider     // provider, or a no-op provider
-	log      *slog.Logger
+	prop      propagation.TextMapPropagator
+	provider  *sdktrace.TracerProvider // nil: export off
+	transport *http.Transport          // the exporter's; nil: export off
+	tracer    trace.TracerProvider     // provider, or a no-op provider
+	log       *slog.Logger
 }
 
 // New reads the OTEL_* variables through o.Getenv and returns the
@@ -74,12 +83,25 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 		return t, nil
 	}
 
-	opts := []otlptracehttp.Option{otlptracehttp.WithEndpointURL(s.endpoint)}
+	// The exporter's own HTTP client would share a package-level
+	// transport whose connections outlive Shutdown, and read its TLS
+	// files from the process environment: this one is the service's.
+	t.transport = &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		TLSClientConfig:       s.tls,
+	}
+	opts := []otlptracehttp.Option{
+		otlptracehttp.WithEndpointURL(s.endpoint),
+		otlptracehttp.WithHTTPClient(&http.Client{Transport: t.transport, Timeout: cmp.Or(s.timeout, defaultExportTimeout)}),
+	}
 	if s.headers != nil {
 		opts = append(opts, otlptracehttp.WithHeaders(s.headers))
-	}
-	if s.timeout > 0 {
-		opts = append(opts, otlptracehttp.WithTimeout(s.timeout))
 	}
 	if s.gzip {
 		opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
@@ -144,7 +166,9 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 	if t.provider == nil {
 		return nil
 	}
-	if err := t.provider.Shutdown(ctx); err != nil {
+	err := t.provider.Shutdown(ctx)
+	t.transport.CloseIdleConnections()
+	if err != nil {
 		return fmt.Errorf("tracing: flush spans: %w", err)
 	}
 	return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"go.uber.org/goleak"
 
 	"github.com/svc-dev/svc/internal/httpmw"
 	"github.com/svc-dev/svc/internal/tracing"
@@ -330,3 +331,42 @@ func TestTraceIDWithoutTrace(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TestCertificateThroughGetenv: the CA file for an https collector comes
+// through Getenv like every other variable.
+func TestCertificateThroughGetenv(t *testing.T) {
+	t.Parallel()
+	rcv := tracingtest.NewTLSReceiver(t)
+	tr := newTracing(t, env("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL, "OTEL_EXPORTER_OTLP_CERTIFICATE", rcv.CAFile))
+	newChain(t, tr).call(t, nil)
+	shutdown(t, tr)
+	if n := len(rcv.Spans()); n != 2 {
+		t.Errorf("the https receiver got %d spans; want 2", n)
+	}
+	for _, bad := range [][]string{
+		{"OTEL_EXPORTER_OTLP_CERTIFICATE", "/no/such/ca.pem"},
+		{"OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", rcv.CAFile},
+	} {
+		_, err := tracing.New(context.Background(), tracing.Options{Getenv: env(append(bad, "OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL)...)})
+		if err == nil || !strings.Contains(err.Error(), "CERTIFICATE") {
+			t.Errorf("New with %s=%s: error %v; want one naming the variable", bad[0], bad[1], err)
+		}
+	}
+}
+
+// TestShutdownLeavesNoGoroutine: after Shutdown (and the collector gone)
+// no goroutine of the batch processor or the exporter is left running:
+// svc's own tests check for leaks with goleak.
+func TestShutdownLeavesNoGoroutine(t *testing.T) {
+	rcv := tracingtest.NewReceiver(t)
+	ignore := goleak.IgnoreCurrent()
+	tr := newTracing(t, env("OTEL_EXPORTER_OTLP_ENDPOINT", rcv.URL))
+	_, span := tr.TracerProvider().Tracer("test").Start(context.Background(), "work")
+	span.End()
+	shutdown(t, tr)
+	if len(rcv.Spans()) != 1 {
+		t.Fatalf("got %d spans; want 1", len(rcv.Spans()))
+	}
+	rcv.Close() // its connection goroutines too
+	goleak.VerifyNone(t, ignore)
+}

@@ -12,9 +12,12 @@ import (
 	"compress/gzip"
 	"context"
 	"encoding/hex"
+	"encoding/pem"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -45,6 +48,9 @@ type Span struct {
 type Receiver struct {
 	// URL is the base URL, for OTEL_EXPORTER_OTLP_ENDPOINT.
 	URL string
+	// CAFile, for a receiver made by NewTLSReceiver, is a PEM file of its
+	// certificate, for OTEL_EXPORTER_OTLP_CERTIFICATE.
+	CAFile string
 
 	srv *httptest.Server
 
@@ -61,6 +67,22 @@ func NewReceiver(tb testing.TB) *Receiver {
 	r.srv = httptest.NewServer(http.HandlerFunc(r.serve))
 	r.URL = r.srv.URL
 	tb.Cleanup(r.srv.Close)
+	return r
+}
+
+// NewTLSReceiver starts a receiver serving HTTPS with a self-signed
+// certificate (CAFile), closed when the test ends.
+func NewTLSReceiver(tb testing.TB) *Receiver {
+	tb.Helper()
+	r := &Receiver{changed: make(chan struct{})}
+	r.srv = httptest.NewTLSServer(http.HandlerFunc(r.serve))
+	r.URL = r.srv.URL
+	tb.Cleanup(r.srv.Close)
+	r.CAFile = filepath.Join(tb.TempDir(), "receiver-ca.pem")
+	block := &pem.Block{Type: "CERTIFICATE", Bytes: r.srv.Certificate().Raw}
+	if err := os.WriteFile(r.CAFile, pem.EncodeToMemory(block), 0o600); err != nil {
+		tb.Fatal(err)
+	}
 	return r
 }
 
@@ -99,6 +121,10 @@ func (r *Receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.Header().Set("Content-Type", "application/x-protobuf")
 	_, _ = w.Write(out)
 }
+
+// Close stops the receiver and waits for its connections to end; the
+// end of the test does it too.
+func (r *Receiver) Close() { r.srv.Close() }
 
 // Spans returns the spans received so far.
 func (r *Receiver) Spans() []Span {
