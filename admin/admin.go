@@ -49,6 +49,9 @@ type Params struct {
 	// Instance, when set, serves GET /admin/instance: this instance's
 	// record as advertised in the registry.
 	Instance func() any
+	// Flight, when set, serves the flight recorder's endpoints under
+	// /admin/flight (flight.go). Whoever makes it stops it on shutdown.
+	Flight *FlightRecorder
 	// Reload, when set, serves POST /admin/config/reload: it re-reads the
 	// configuration and answers what changed as JSON; an error is a 500.
 	Reload func(context.Context) (any, error)
@@ -159,6 +162,7 @@ func (s *Server) routes() {
 	})
 	s.pprof()
 	s.runtimeRoutes() // runtime.go
+	s.flightRoutes()  // flight.go
 	if s.p.Level != nil {
 		s.handle(http.MethodGet, "/admin/loglevel", "current log level", s.getLevel)
 		s.handle(http.MethodPut, "/admin/loglevel", "set the log level: body debug|info|warn|error; ?for=5m reverts afterwards", s.putLevel)

@@ -24,6 +24,9 @@
 //	GET  /                    the service's info (same JSON as /info)
 //	GET  /admin               this index
 //	GET  /debug/pprof/...     net/http/pprof (no cmdline)
+//	POST /admin/flight/start  start the flight recorder: ?period=10s&size=16MiB, capped (Params.Flight)
+//	GET  /admin/flight        dump its last seconds of execution trace (go tool trace); 409 when not recording
+//	GET  /admin/flight/status whether it records; POST /admin/flight/stop stops it
 //	GET  /admin/loglevel      current level, base level, end of a temporary level
 //	PUT  /admin/loglevel      body debug|info|warn|error; ?for=5m returns to the base level after 5 minutes
 //	GET  /admin/config        effective keys, values and layers, secrets redacted

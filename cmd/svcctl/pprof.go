@@ -57,20 +57,11 @@ func svcPprof(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, arg
 	}
 	file := fs.Lookup("o").Value.String()
 	if file == "" {
-		who := c.name
-		if who == "" {
-			var in info
-			if c.getJSON(ctx, "/", &in) == nil && convention.IsName(in.Name) { // not a path or an escape sequence
-				who = in.Name
-			} else {
-				who = strings.NewReplacer(":", "-", "/", "-").Replace(strings.TrimPrefix(c.base, "http://"))
-			}
-		}
 		ext := ".pprof"
 		if profile == "trace" {
 			ext = ".trace"
 		}
-		file = fmt.Sprintf("%s-%s-%s%s", who, profile, time.Now().Format("20060102-150405"), ext)
+		file = defaultFile(ctx, c, profile, ext)
 	}
 	if seconds > 0 {
 		fmt.Fprintf(e.stderr, "profiling %s (%s) for %ds ...\n", c.label, profile, seconds)
@@ -100,4 +91,19 @@ func svcPprof(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, arg
 	}
 	fmt.Fprintf(e.stdout, "wrote %s (%s)\nopen it with: %s %s\n", file, bytesHuman(uint64(n)), tool, file)
 	return nil
+}
+
+// defaultFile is the name of a file saved from c without -o:
+// <service>-<what>-<time><ext> in the current directory.
+func defaultFile(ctx context.Context, c *adminClient, what, ext string) string {
+	who := c.name
+	if who == "" {
+		var in info
+		if c.getJSON(ctx, "/", &in) == nil && convention.IsName(in.Name) { // not a path or an escape sequence
+			who = in.Name
+		} else {
+			who = strings.NewReplacer(":", "-", "/", "-").Replace(strings.TrimPrefix(c.base, "http://"))
+		}
+	}
+	return fmt.Sprintf("%s-%s-%s%s", who, what, time.Now().Format("20060102-150405"), ext)
 }

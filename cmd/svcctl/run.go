@@ -45,6 +45,8 @@ Service commands:
   registry | instance                    registry status | this instance's registry record
   pprof PROFILE [--seconds N] [-o FILE]  save cpu, heap, allocs, goroutine, block, mutex,
                                          threadcreate or trace; open it with go tool pprof
+  flight start | flight [-o FILE]        flight recorder: keep the last seconds of execution
+                                         trace | dump them; open with go tool trace; flight stop
   get PATH | post PATH [--raw]           any other admin endpoint (GET /admin lists them)
 
 A service is its name (found on this host as svcctl ps finds it), its admin

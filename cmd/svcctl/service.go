@@ -49,6 +49,7 @@ var serviceCmds = map[string]serviceCmd{
 	"registry": {help: "registry: the service's registry status (JSON)", run: svcRegistry("/admin/registry")},
 	"instance": {help: "instance: this instance's record as advertised in the registry (JSON)", run: svcRegistry("/admin/instance")},
 	"pprof":    {help: pprofHelp, run: svcPprof, minArgs: 1, maxArgs: 1, setup: pprofFlags},
+	"flight":   {help: flightHelp, run: svcFlight, maxArgs: 1, setup: flightFlags},
 	"get":      {help: "get PATH [--raw]: GET any admin endpoint and print its answer (GET /admin lists them); --raw copies it byte for byte", run: svcRaw(http.MethodGet), minArgs: 1, maxArgs: 1, setup: rawFlag},
 	"post":     {help: "post PATH [BODY] [--raw]: POST to any admin endpoint and print its answer; --raw copies it byte for byte", run: svcRaw(http.MethodPost), minArgs: 1, maxArgs: 2, setup: rawFlag},
 }
