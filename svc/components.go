@@ -18,6 +18,7 @@ import (
 	"github.com/svc-dev/svc/config"
 	"github.com/svc-dev/svc/config/etcdsource"
 	"github.com/svc-dev/svc/internal/httpmw"
+	"github.com/svc-dev/svc/internal/tracing"
 	"github.com/svc-dev/svc/registry"
 )
 
@@ -39,9 +40,11 @@ var frameworkModule = fx.Module("svc",
 		newDrainer,
 		provideMetrics,
 		provideAdmin,
+		provideTracing,
 		provideListeners,
 		provideRegistration,
 		newRegistryView,
+		provideFlightRecorder,
 		// A snapshot of the configuration at start: it does not follow
 		// reloads (config.Struct, config.Var and *config.Live do).
 		func(l *config.Live) *config.Store { return l.Current() },
@@ -57,13 +60,6 @@ type identity struct {
 	name    string
 	offset  int
 	version string
-}
-
-// checksOut puts a component's readiness checks in the one group the
-// service's own checks are in.
-type checksOut struct {
-	fx.Out
-	Checks []Check `group:"svc.checks,flatten"`
 }
 
 func provideEtcdClient(l *layers, lc fx.Lifecycle, hooks *frameworkHooks) (*clientv3.Client, error) {
@@ -198,6 +194,26 @@ func provideMetrics(reg *prometheus.Registry, in *Instance) (*httpmw.Metrics, er
 	return m, nil
 }
 
+// provideTracing is OpenTelemetry tracing from the OTEL_* variables:
+// W3C trace context is always extracted and forwarded; spans are exported
+// over OTLP/HTTP only when an endpoint is configured. It flushes after the
+// servers stopped, so their last spans are in the export.
+func provideTracing(id identity, l *layers, st Settings, in *Instance, log *slog.Logger, lc fx.Lifecycle, hooks *frameworkHooks) (*tracing.Tracing, error) {
+	tr, err := tracing.New(context.Background(), tracing.Options{
+		Service: id.name, Version: id.version, Instance: in.Info().Instance, Environment: st.Environment,
+		Getenv: l.getenv, Logger: log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("svc: tracing: %w", err)
+	}
+	hooks.append(lc, fx.Hook{OnStop: func(ctx context.Context) error {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		return tr.Shutdown(ctx)
+	}}, true)
+	return tr, nil
+}
+
 type adminIn struct {
 	fx.In
 	Settings Settings
@@ -206,6 +222,7 @@ type adminIn struct {
 	Live     *config.Live
 	Drainer  *drainer
 	Registry *registryView
+	Flight   *admin.FlightRecorder
 	Tasks    []admin.Task `group:"svc.tasks"`
 }
 
@@ -229,6 +246,7 @@ func provideAdmin(in adminIn) (*admin.Server, error) {
 		Token:    in.Settings.AdminToken.Reveal(),
 		Logger:   in.Logs.log,
 		Audit:    in.Logs.audit,
+		Flight:   in.Flight,
 
 		MaxProfileDuration: in.Settings.AdminMaxProfile,
 	})
@@ -333,4 +351,13 @@ func parseLevel(s string) (slog.Level, error) {
 	var l slog.Level
 	err := l.UnmarshalText([]byte(strings.TrimSpace(s)))
 	return l, err
+}
+
+// provideFlightRecorder is the admin port's flight recorder (runtime/trace):
+// off until POST /admin/flight/start; stopped with the app, since only one
+// may run per process.
+func provideFlightRecorder(lc fx.Lifecycle, hooks *frameworkHooks) *admin.FlightRecorder {
+	fr := &admin.FlightRecorder{}
+	hooks.append(lc, fx.Hook{OnStop: func(context.Context) error { fr.Stop(); return nil }}, true)
+	return fr
 }

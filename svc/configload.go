@@ -23,7 +23,8 @@ type layers struct {
 	conv   *config.Map
 	files  []configFile // <name>.json, <name>.<environment>.json
 	env    config.Env
-	top    *config.Map // WithValues; nil without
+	getenv func(string) (string, bool) // the environment: os.LookupEnv or WithEnv
+	top    *config.Map                 // WithValues; nil without
 	boot   Bootstrap
 	store  *config.Store // every layer but etcd: what --help shows without etcd
 }
@@ -52,7 +53,7 @@ func bootstrap(name string, schema *config.Schema, o *options) (*layers, error) 
 	if !ok || dir == "" {
 		dir = "config"
 	}
-	l := &layers{schema: schema, conv: schema.Defaults("convention"), env: config.NewEnv(getenv)}
+	l := &layers{schema: schema, conv: schema.Defaults("convention"), env: config.NewEnv(getenv), getenv: getenv}
 	var top config.Source
 	if o.values != nil {
 		l.top = config.NewMap("option", o.values)

@@ -16,6 +16,7 @@ import (
 	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/internal/connlimit"
 	"github.com/svc-dev/svc/internal/httpmw"
+	"github.com/svc-dev/svc/internal/tracing"
 )
 
 // listeners are the three servers: admin, public and private, in that
@@ -40,6 +41,7 @@ type listenersIn struct {
 	Gatherer   *prometheus.Registry
 	Registerer prometheus.Registerer
 	Instance   *Instance
+	Tracing    *tracing.Tracing
 	Public     []Routes `group:"svc.public"`
 	Private    []Routes `group:"svc.private"`
 }
@@ -144,7 +146,7 @@ func (ls *listeners) addr(i int) string {
 
 func publicRouter(in listenersIn) (http.Handler, error) {
 	r := chi.NewRouter()
-	r.Use(httpmw.CloseChunked(), httpmw.RequestID(),
+	r.Use(httpmw.CloseChunked(), httpmw.RequestID(), in.Tracing.Middleware("public"),
 		httpmw.Observe("public", in.Metrics, in.Logger, in.Settings.LogAccess),
 		httpmw.Recoverer(in.Logger),
 		httpmw.BodyLimit(in.Settings.Public.MaxBodyBytes))
@@ -159,7 +161,8 @@ func publicRouter(in listenersIn) (http.Handler, error) {
 func privateRouter(in listenersIn) (http.Handler, error) {
 	r := chi.NewRouter()
 	// HEAD answers on GET routes: load balancers probe /healthz with it.
-	r.Use(httpmw.CloseChunked(), middleware.GetHead, httpmw.Observe("private", in.Metrics, in.Logger, false),
+	r.Use(httpmw.CloseChunked(), middleware.GetHead, in.Tracing.Middleware("private"),
+		httpmw.Observe("private", in.Metrics, in.Logger, false),
 		httpmw.Recoverer(in.Logger),
 		httpmw.BodyLimit(in.Settings.Private.MaxBodyBytes))
 	r.NotFound(notFound)
