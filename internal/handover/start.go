@@ -343,8 +343,8 @@ func relay(r *os.File, w io.Writer, t *tail) {
 
 // tail keeps the last n lines it was given.
 type tail struct {
-	mu sync.Mutex // guards buf
-	n  int
+	mu  sync.Mutex // guards buf
+	n   int
 	buf []string
 }
 
