@@ -37,6 +37,7 @@ var frameworkModule = fx.Module("svc",
 		provideDiscovery,
 		newReadiness,
 		newDrainer,
+		newRestarter,
 		provideMetrics,
 		provideAdmin,
 		provideListeners,
@@ -204,6 +205,7 @@ type adminIn struct {
 	Live     *config.Live
 	Drainer  *drainer
 	Registry *registryView
+	Restart  *restarter
 	Tasks    []admin.Task `group:"svc.tasks"`
 }
 
@@ -221,6 +223,7 @@ func provideAdmin(in adminIn) (*admin.Server, error) {
 		},
 		Drain:    in.Drainer.Drain,
 		Undrain:  in.Drainer.Undrain,
+		Restart:  in.Restart.restart,
 		Tasks:    in.Tasks,
 		Registry: in.Registry.status,
 		Instance: in.Registry.value,
@@ -306,8 +309,9 @@ func runAll(ctx context.Context, hs []func(context.Context) error) error {
 // appendStopStep appends the first stop step, last of all hooks: readiness
 // 503 and the drain hooks (deregistration), then wait shutdown.drain so
 // that clients notice.
-func appendStopStep(lc fx.Lifecycle, hooks *frameworkHooks, d *drainer, st Settings, log *slog.Logger, _ *listeners, _ *registration) {
+func appendStopStep(lc fx.Lifecycle, hooks *frameworkHooks, d *drainer, st Settings, log *slog.Logger, ls *listeners, _ *registration) {
 	hooks.append(lc, fx.Hook{OnStop: func(ctx context.Context) error {
+		ls.drainBegins() // every response says Connection: close from now on
 		d.mu.Lock()
 		d.stopping = true
 		d.mu.Unlock()
