@@ -25,6 +25,13 @@ import (
 // whole group, successors included, is killed when the test ends.
 func startGroup(t *testing.T, dir string, env []string, exe string) *svcProc {
 	t.Helper()
+	return parseStarted(t, startPiped(t, dir, env, exe))
+}
+
+// startPiped is startGroup for any command, without waiting for it to
+// start.
+func startPiped(t *testing.T, dir string, env []string, name string, args ...string) *proc {
+	t.Helper()
 	r, w, err := os.Pipe()
 	if err != nil {
 		t.Fatal(err)
@@ -36,11 +43,12 @@ func startGroup(t *testing.T, dir string, env []string, exe string) *svcProc {
 		io.Copy(p.stderr, r)
 		r.Close()
 	}()
-	p.cmd = newCmd(exe, dir, env)
+	p.cmd = newCmd(name, dir, env)
+	p.cmd.Args = append(p.cmd.Args, args...)
 	p.cmd.Stderr = w
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", exe, err)
+		t.Fatalf("start %s: %v", name, err)
 	}
 	w.Close()
 	go func() {
@@ -57,7 +65,7 @@ func startGroup(t *testing.T, dir string, env []string, exe string) *svcProc {
 			t.Errorf("the stderr pipe of process group %d is still open 10s after SIGKILL", pgid)
 		}
 	})
-	return parseStarted(t, p)
+	return p
 }
 
 // newCmd is exe in dir with only env as its environment.
