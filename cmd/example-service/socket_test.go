@@ -5,8 +5,10 @@ package main
 // not passed, and refuses sockets it cannot place.
 
 import (
+	"encoding/json"
 	"net"
 	"net/http"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -195,4 +197,70 @@ func TestInheritedSocketsWithoutSystemd(t *testing.T) {
 			t.Errorf("stderr %q; want one line naming the socket and the names wanted", line)
 		}
 	})
+}
+
+// sd_notify, as systemd would receive it on NOTIFY_SOCKET (an abstract
+// socket here): READY=1 once ready, WATCHDOG=1 every half WATCHDOG_USEC,
+// MAINPID=<successor> on an in-place restart, whose successor says
+// READY=1 and pings too, and STOPPING=1 when the successor stops.
+func TestSdNotify(t *testing.T) {
+	name := "@svc-test-notify-" + strconv.Itoa(os.Getpid())
+	sock, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: name, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sock.Close()
+	got := make(chan string, 1000)
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := sock.ReadFromUnix(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	// want waits for a datagram equal to msg, failing on STOPPING=1 unless
+	// that is what is wanted.
+	want := func(msg string) {
+		t.Helper()
+		timeout := time.After(15 * time.Second)
+		for {
+			select {
+			case m := <-got:
+				if m == msg {
+					return
+				}
+				if m == "STOPPING=1" {
+					t.Fatalf("STOPPING=1 while waiting for %q", msg)
+				}
+			case <-timeout:
+				t.Fatalf("no %q on NOTIFY_SOCKET within 15s", msg)
+			}
+		}
+	}
+	s := startGroup(t, t.TempDir(), restartEnv(t, "NOTIFY_SOCKET="+name, "WATCHDOG_USEC=200000"), binary)
+	want("READY=1")
+	want("WATCHDOG=1")
+	want("WATCHDOG=1")
+	c := svctest.Client(t)
+	code, body := postRestart(t, c, s.admin)
+	if code != http.StatusOK {
+		t.Fatalf("POST /admin/restart = %d %s", code, body)
+	}
+	var ans struct{ PID int }
+	if err := json.Unmarshal([]byte(body), &ans); err != nil {
+		t.Fatal(err)
+	}
+	want("MAINPID=" + strconv.Itoa(ans.PID))
+	if code := s.wait(t, 20*time.Second); code != 0 {
+		t.Errorf("the first process exited %d; want 0", code)
+	}
+	want("WATCHDOG=1") // from the successor: the first process is gone
+	if err := syscall.Kill(ans.PID, syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	want("STOPPING=1")
 }
