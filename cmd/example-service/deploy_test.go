@@ -92,7 +92,7 @@ func TestKubernetesDeployment(t *testing.T) {
 					TerminationGracePeriodSeconds int
 					SecurityContext               struct{ RunAsUser int }
 					Containers                    []struct {
-						Env []struct{ Name, Value string }
+						Env                                         []struct{ Name, Value string }
 						StartupProbe, ReadinessProbe, LivenessProbe probe
 						Lifecycle                                   struct {
 							PreStop struct{ Sleep struct{ Seconds int } }
