@@ -55,6 +55,9 @@ type Params struct {
 	// Reload, when set, serves POST /admin/config/reload: it re-reads the
 	// configuration and answers what changed as JSON; an error is a 500.
 	Reload func(context.Context) (any, error)
+	// Restart, when set, serves POST /admin/restart: it restarts the
+	// process in place and answers its result as JSON (see restart.go).
+	Restart func(context.Context) (any, error)
 	// Token, when not empty, is required as "Authorization: Bearer <Token>".
 	// When empty, only requests whose Host is a loopback name or address
 	// (localhost, 127.0.0.0/8, ::1) are served: see the package doc.
@@ -172,6 +175,9 @@ func (s *Server) routes() {
 	}
 	if s.p.Reload != nil {
 		s.handle(http.MethodPost, "/admin/config/reload", "re-read config files and etcd now; reports what changed, what was rejected, what needs a restart", s.reload)
+	}
+	if s.p.Restart != nil {
+		s.handle(http.MethodPost, "/admin/restart", "restart in place: a successor from the executable on disk takes the sockets once ready; this process drains", s.restart)
 	}
 	if s.p.Drain != nil {
 		s.handle(http.MethodPost, "/admin/drain", "readiness 503 and deregister; requests are still served", s.action(s.p.Drain, "draining"))

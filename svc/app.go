@@ -18,7 +18,9 @@ import (
 	"go.uber.org/fx"
 	"go.uber.org/fx/fxevent"
 
+	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/config"
+	"github.com/svc-dev/svc/internal/handover"
 )
 
 // App is one assembled service: the fx application and accessors to what
@@ -52,13 +54,14 @@ type parts struct {
 	Instance  *Instance
 	Listeners *listeners
 	Drainer   *drainer
+	Restarter *restarter
 }
 
 // New assembles the service name at offset without starting it. Errors
 // (a bad name or offset, malformed config, an undeclared key, a value of
 // the wrong type, a broken fx graph) are returned as one clear message.
 func New(name string, offset int, opts ...Option) (*App, error) {
-	return newApp(name, offset, collect(opts))
+	return newApp(name, offset, collect(opts), nil)
 }
 
 func collect(opts []Option) *options {
@@ -92,7 +95,9 @@ func schemaOf(offset int, o *options) (*config.Schema, error) {
 	return s, nil
 }
 
-func newApp(name string, offset int, o *options) (*App, error) {
+// newApp assembles the app; inh are the sockets inherited by the process
+// (Run only), served instead of binding.
+func newApp(name string, offset int, o *options, inh inherited) (*App, error) {
 	if err := validate(name, offset); err != nil {
 		return nil, err
 	}
@@ -117,11 +122,14 @@ func newApp(name string, offset int, o *options) (*App, error) {
 		fatal: newFatal(),
 	}
 	reg := prometheus.NewRegistry()
+	if inh == nil {
+		inh = inherited{}
+	}
 	a.fx = fx.New(
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 		fx.Logger(nopPrinter{}), // fx's fallback when the graph is broken
 
-		fx.Supply(l, a.logs, a.logs.log, a.hooks, a.fatal, reg, schema, identity{name: name, offset: offset, version: version}),
+		fx.Supply(l, a.logs, a.logs.log, a.hooks, a.fatal, reg, schema, identity{name: name, offset: offset, version: version}, inh),
 		fx.Provide(func() prometheus.Registerer { return reg }),
 		// The service's options in a module of their own, before the
 		// framework's: their invokes run first, so whatever they need
@@ -227,6 +235,14 @@ func URL(addr string) string {
 // 0. A startup error prints one line to stderr and exits 1; so does a
 // listener that dies while serving, after stopping the rest. --help prints
 // the conventions in force and exits 0.
+//
+// SIGHUP reloads the configuration. SIGUSR2 (and POST /admin/restart)
+// restarts in place: a successor started from the executable on disk
+// takes the listening sockets, and once it is ready this process stops
+// accepting, drains and exits 0. Sockets passed by systemd socket
+// activation (LISTEN_FDS, named admin, public, private) are served
+// instead of binding; with NOTIFY_SOCKET set, Run tells systemd READY=1,
+// STOPPING=1, MAINPID= and pings its watchdog. See docs/operations.md.
 func Run(name string, offset int, opts ...Option) {
 	os.Exit(run(context.Background(), name, offset, collect(opts)))
 }
@@ -252,8 +268,25 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// Caught from the start: their default action would end the process.
+	control := make(chan os.Signal, 4)
+	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(control)
 
-	a, err := newApp(name, offset, o)
+	inh, err := handover.Inherit()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	sockets, err := inheritedOf(inh.Listeners)
+	if err != nil {
+		inh.Close()
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer sockets.close()
+
+	a, err := newApp(name, offset, o, sockets)
 	if err != nil {
 		fmt.Fprintln(stderr, errorLine(err))
 		return 1
@@ -271,14 +304,61 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 		fmt.Fprintln(stderr, startError(err))
 		return 1
 	}
-	code := 0
-	select {
-	case <-ctx.Done():
-	case err := <-a.Failed():
-		a.logs.log.Error("stopping: a listener died", "error", err)
-		code = 1
+	sd := notifier{log: a.logs.log}
+	stopWatchdog := sd.watchdog()
+	defer stopWatchdog()
+	ready := make(chan struct{})
+	go func() {
+		defer close(ready)
+		if a.waitReady(ctx) {
+			sd.send("READY=1")
+			if err := inh.Ready(); err != nil {
+				a.logs.log.Warn("could not tell the predecessor this process is ready", "error", err)
+			}
+		}
+	}()
+	restarts, endRestarts := context.WithCancel(context.Background())
+	defer endRestarts()
+	rs := a.parts.Restarter
+	rs.enable(restarts, sd.send)
+
+	code, handedOver := 0, false
+serve:
+	for {
+		select {
+		case <-ctx.Done():
+			break serve
+		case err := <-a.Failed():
+			a.logs.log.Error("stopping: a listener died", "error", err)
+			code = 1
+			break serve
+		case <-rs.handedOver():
+			handedOver = true
+			break serve
+		case sig := <-control:
+			switch sig {
+			case syscall.SIGHUP:
+				go a.reload(ctx)
+			case syscall.SIGUSR2:
+				go func() {
+					if _, err := rs.restart(ctx); err != nil && errors.Is(err, admin.ErrRefused) {
+						a.logs.log.Warn("SIGUSR2: restart refused", "error", err)
+					}
+				}()
+			}
+		}
 	}
-	stop() // a second signal terminates at once
+	stop() // a second SIGINT or SIGTERM terminates at once
+	endRestarts()
+	rs.wait() // a restart in progress stops its successor first
+	<-ready
+	if handedOver {
+		// The successor accepts on the same sockets, queued connections
+		// included; this process finishes what it accepted.
+		a.parts.Listeners.stopAccepting()
+	} else {
+		sd.send("STOPPING=1")
+	}
 	stopCtx, cancelStop := context.WithTimeout(context.Background(), a.stopTimeout())
 	defer cancelStop()
 	if err := a.Stop(stopCtx); err != nil {
@@ -286,6 +366,41 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 		return 1
 	}
 	return code
+}
+
+// waitReady runs the readiness checks until they pass (true) or ctx ends
+// (false).
+func (a *App) waitReady(ctx context.Context) bool {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		if a.parts.Drainer.ready.healthy(ctx) == nil && ctx.Err() == nil {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// reload reloads the configuration (SIGHUP) and logs what changed.
+func (a *App) reload(ctx context.Context) {
+	rep, err := a.parts.Live.Reload(ctx)
+	keys := func(cs []config.Change) []string {
+		ks := make([]string, len(cs))
+		for i, c := range cs {
+			ks[i] = c.Key
+		}
+		return ks
+	}
+	if err != nil {
+		a.logs.log.Error("SIGHUP: configuration reload failed", "error", err)
+		return
+	}
+	a.logs.log.Info("SIGHUP: configuration reloaded", "result", rep.Result, "changed", keys(rep.Changed),
+		"restart_required", keys(rep.RestartRequired), "rejected", len(rep.Rejected))
 }
 
 // abortStart releases what a failed or interrupted start left behind: fx

@@ -38,6 +38,7 @@ var frameworkModule = fx.Module("svc",
 		provideDiscovery,
 		newReadiness,
 		newDrainer,
+		newRestarter,
 		provideMetrics,
 		provideAdmin,
 		provideTracing,
@@ -223,6 +224,7 @@ type adminIn struct {
 	Drainer  *drainer
 	Registry *registryView
 	Flight   *admin.FlightRecorder
+	Restart  *restarter
 	Tasks    []admin.Task `group:"svc.tasks"`
 }
 
@@ -240,6 +242,7 @@ func provideAdmin(in adminIn) (*admin.Server, error) {
 		},
 		Drain:    in.Drainer.Drain,
 		Undrain:  in.Drainer.Undrain,
+		Restart:  in.Restart.restart,
 		Tasks:    in.Tasks,
 		Registry: in.Registry.status,
 		Instance: in.Registry.value,
@@ -326,8 +329,9 @@ func runAll(ctx context.Context, hs []func(context.Context) error) error {
 // appendStopStep appends the first stop step, last of all hooks: readiness
 // 503 and the drain hooks (deregistration), then wait shutdown.drain so
 // that clients notice.
-func appendStopStep(lc fx.Lifecycle, hooks *frameworkHooks, d *drainer, st Settings, log *slog.Logger, _ *listeners, _ *registration) {
+func appendStopStep(lc fx.Lifecycle, hooks *frameworkHooks, d *drainer, st Settings, log *slog.Logger, ls *listeners, _ *registration) {
 	hooks.append(lc, fx.Hook{OnStop: func(ctx context.Context) error {
+		ls.drainBegins() // every response says Connection: close from now on
 		d.mu.Lock()
 		d.stopping = true
 		d.mu.Unlock()

@@ -15,6 +15,7 @@ import (
 
 	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/internal/connlimit"
+	"github.com/svc-dev/svc/internal/handover"
 	"github.com/svc-dev/svc/internal/httpmw"
 	"github.com/svc-dev/svc/internal/tracing"
 )
@@ -42,6 +43,8 @@ type listenersIn struct {
 	Registerer prometheus.Registerer
 	Instance   *Instance
 	Tracing    *tracing.Tracing
+	Inherited  inherited
+	Restarter  *restarter
 	Public     []Routes `group:"svc.public"`
 	Private    []Routes `group:"svc.private"`
 }
@@ -64,6 +67,10 @@ func provideListeners(in listenersIn) (*listeners, error) {
 	if err := ls.limit(in.Registerer, st, log); err != nil {
 		return nil, err
 	}
+	for _, s := range ls.servers {
+		s.from = in.Inherited[s.name]
+	}
+	in.Restarter.listeners = ls
 	died := func(name string, err error) {
 		in.Fatal.fail(fmt.Errorf("svc: %s listener died while serving: %w", name, err))
 	}
@@ -76,10 +83,14 @@ func provideListeners(in listenersIn) (*listeners, error) {
 				s.serve(died)
 			}
 			info := in.Instance.Info()
-			log.Info("started",
-				"name", info.Name, "environment", info.Environment, "version", info.Version,
+			attrs := []any{"name", info.Name, "environment", info.Environment, "version", info.Version,
 				"instance", info.Instance,
-				"admin", ls.addr(0), "public", ls.addr(1), "private", ls.addr(2))
+				"admin", ls.addr(0), "public", ls.addr(1), "private", ls.addr(2)}
+			if names := in.Inherited.names(); names != "" {
+				attrs = append(attrs, "inherited", names)
+			}
+			log.Info("started", attrs...)
+			ls.warnIgnoredPorts(log, in.Inherited)
 			return nil
 		},
 		OnStop: func(context.Context) error {
@@ -134,6 +145,46 @@ func (ls *listeners) bind(in *Instance) error {
 	}
 	in.setPorts(Ports{Admin: ls.servers[0].port(), Public: ls.servers[1].port(), Private: ls.servers[2].port()})
 	return nil
+}
+
+// warnIgnoredPorts logs, for each inherited socket on another port than
+// its listener's configured one, that the configuration does not apply.
+func (ls *listeners) warnIgnoredPorts(log *slog.Logger, inh inherited) {
+	for _, s := range ls.servers {
+		if inh[s.name] == nil || s.cfg.Port == 0 || s.cfg.Port == s.port() {
+			continue
+		}
+		log.Warn("an inherited socket overrides the configured port",
+			"listener", s.name, "configured", s.cfg.Port, "key", s.portKey, "serving", s.ln.Addr().String())
+	}
+}
+
+// drainBegins makes every response carry "Connection: close" from now on.
+func (ls *listeners) drainBegins() {
+	for _, s := range ls.servers {
+		s.closing.Store(true)
+	}
+}
+
+// stopAccepting closes the three listening sockets for a handover; the
+// successor accepts on them.
+func (ls *listeners) stopAccepting() {
+	for _, s := range ls.servers {
+		s.stopAccepting()
+	}
+}
+
+// sockets returns the three listening sockets, named, for a successor;
+// nil before they are bound.
+func (ls *listeners) sockets() []handover.Listener {
+	var out []handover.Listener
+	for _, s := range ls.servers {
+		if s.tcp == nil {
+			return nil
+		}
+		out = append(out, handover.Listener{Name: s.name, Conn: s.tcp})
+	}
+	return out
 }
 
 // addr returns server i's bound address, or "" before it is bound.

@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,9 +27,19 @@ type server struct {
 	cfg     ServerSettings
 	srv     *http.Server
 	ln      net.Listener
+	tcp     *net.TCPListener   // the socket under ln, handed to a successor by a restart
+	from    *os.File           // an inherited socket to serve on instead of binding; nil: bind
 	maxConn int                // concurrent connections at most; past it, shed with a 503
 	shed    prometheus.Counter // connections shed past maxConn
 	done    chan struct{}      // closed when Serve returns
+
+	// closing is set when the drain begins: every response from then on
+	// carries "Connection: close", so that a client keeping its
+	// connection open learns to close it before the server does.
+	closing atomic.Bool
+	// handedOff is set when the server stops accepting because a
+	// successor serves its socket: Serve's error is then expected.
+	handedOff atomic.Bool
 
 	mu    sync.Mutex             // guards fresh
 	fresh map[net.Conn]time.Time // connections that have not sent a byte yet, and when they opened
@@ -45,18 +57,37 @@ func newServer(name string, cfg ServerSettings, h http.Handler, log *slog.Logger
 		portKey: name + ".port",
 		cfg:     cfg,
 		fresh:   make(map[net.Conn]time.Time),
-		srv: &http.Server{
-			Handler:           h,
-			ReadHeaderTimeout: cfg.ReadHeaderTimeout,
-			ReadTimeout:       cfg.ReadTimeout,
-			WriteTimeout:      cfg.WriteTimeout,
-			IdleTimeout:       cfg.IdleTimeout,
-			MaxHeaderBytes:    cfg.MaxHeaderBytes,
-			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-		},
 	}
-	s.srv.ConnState = s.track
+	s.srv = &http.Server{
+		Handler:           s.closeWhenDraining(h),
+		ReadHeaderTimeout: cfg.ReadHeaderTimeout,
+		ReadTimeout:       cfg.ReadTimeout,
+		WriteTimeout:      cfg.WriteTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+		ConnState:         s.track,
+	}
 	return s
+}
+
+// closeWhenDraining adds "Connection: close" to every response once the
+// drain began (s.closing): net/http then closes the connection after the
+// response, cleanly, and a client that keeps connections open and never
+// retries opens a new one (to this process while it still accepts, to
+// the successor or another instance after) instead of meeting an EOF when
+// the server closes a kept connection under its next request.
+//
+// Why not http.Server.SetKeepAlivesEnabled(false): it also closes every
+// idle connection at once, and a client about to send its next request on
+// one meets exactly that EOF.
+func (s *server) closeWhenDraining(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.closing.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // track remembers connections in StateNew until their first request.
@@ -95,9 +126,13 @@ func (s *server) closeSilent(stop <-chan struct{}) {
 	}
 }
 
-// bind listens on the configured address. A port in use is reported with
-// the listener, the port and the key that overrides it.
+// bind listens on the configured address, or serves the inherited socket
+// when there is one. A port in use is reported with the listener, the
+// port and the key that overrides it.
 func (s *server) bind() error {
+	if s.from != nil {
+		return s.inherit()
+	}
 	ln, err := net.Listen("tcp", s.cfg.Addr())
 	if err != nil {
 		if errors.Is(err, syscall.EADDRINUSE) {
@@ -107,13 +142,46 @@ func (s *server) bind() error {
 		return fmt.Errorf("svc: %s listener on %s: %w (set %s / %s)", s.name, s.cfg.Addr(), err,
 			s.portKey, config.EnvName(s.portKey))
 	}
+	return s.wrap(ln.(*net.TCPListener))
+}
+
+// inherit serves the inherited socket s.from: a TCP socket, listening.
+func (s *server) inherit() error {
+	f := s.from
+	s.from = nil
+	defer f.Close() // FileListener made its own descriptor
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return fmt.Errorf("svc: %s listener: inherited socket %s: %w", s.name, f.Name(), err)
+	}
+	tcp, ok := ln.(*net.TCPListener)
+	if !ok {
+		ln.Close()
+		return fmt.Errorf("svc: %s listener: inherited socket %s is %s, not a TCP listener", s.name, f.Name(), ln.Addr().Network())
+	}
+	return s.wrap(tcp)
+}
+
+// wrap caps the connections of ln.
+func (s *server) wrap(ln *net.TCPListener) error {
 	cl, err := connlimit.Wrap(ln, s.maxConn, connlimit.WithShedCounter(s.shed))
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("svc: %s listener: %w", s.name, err)
 	}
-	s.ln = cl
+	s.ln, s.tcp = cl, ln
 	return nil
+}
+
+// stopAccepting closes the listening socket, for a handover: the
+// successor holds the same socket and accepts every new connection, even
+// those already queued. Connections already accepted are served on.
+func (s *server) stopAccepting() {
+	if s.ln == nil {
+		return
+	}
+	s.handedOff.Store(true)
+	_ = s.ln.Close()
 }
 
 // port returns the bound port.
@@ -125,7 +193,7 @@ func (s *server) serve(died func(name string, err error)) {
 	s.done = make(chan struct{})
 	go func() {
 		defer close(s.done)
-		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) && !s.handedOff.Load() {
 			died(s.name, err)
 		}
 	}()
@@ -163,10 +231,16 @@ func shutdownAll(ctx context.Context, servers []*server) error {
 	return errors.Join(errs...)
 }
 
+// closeAll closes the servers' listeners, and inherited sockets not
+// served.
 func closeAll(servers []*server) {
 	for _, s := range servers {
 		if s.ln != nil {
 			_ = s.ln.Close()
+		}
+		if s.from != nil {
+			_ = s.from.Close()
+			s.from = nil
 		}
 	}
 }

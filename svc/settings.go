@@ -43,6 +43,10 @@ const (
 	KeyShutdownDrain   = "shutdown.drain"
 	KeyShutdownTimeout = "shutdown.timeout"
 
+	// KeyRestartTimeout bounds an in-place restart: the successor must be
+	// ready within it, or it is stopped and this process serves on.
+	KeyRestartTimeout = "restart.timeout"
+
 	KeyLogLevel  = "log.level"
 	KeyLogFormat = "log.format"
 	KeyLogAccess = "log.access"
@@ -134,6 +138,7 @@ func frameworkKeys(offset int) []config.Decl {
 	return append(decls,
 		d(KeyShutdownDrain, config.Duration, "1s", "after readiness turns 503 and the instance deregisters, wait this long before servers stop accepting"),
 		d(KeyShutdownTimeout, config.Duration, "10s", "time for in-flight requests to finish once servers stop accepting"),
+		d(KeyRestartTimeout, config.Duration, "30s", "in-place restart (SIGUSR2, POST /admin/restart): the successor must be ready within this, or it is stopped and this process serves on"),
 		level,
 		config.Decl{Key: KeyLogFormat, Type: config.String, Default: "auto", Doc: "auto (text on a terminal, JSON otherwise), text or json",
 			Check: oneOf("auto", "text", "json")},
@@ -218,6 +223,8 @@ type Settings struct {
 
 	ShutdownDrain   time.Duration
 	ShutdownTimeout time.Duration
+	// RestartTimeout bounds an in-place restart (restart.timeout).
+	RestartTimeout time.Duration
 
 	LogLevel  slog.Level
 	LogFormat string // auto, text or json
@@ -342,6 +349,7 @@ func decodeSettings(name string, offset int, boot Bootstrap, s *config.Store) (S
 		Private:         d.server("private"),
 		ShutdownDrain:   d.dur(KeyShutdownDrain),
 		ShutdownTimeout: d.dur(KeyShutdownTimeout),
+		RestartTimeout:  d.dur(KeyRestartTimeout),
 		LogFormat:       d.str(KeyLogFormat),
 		LogAccess:       d.bool(KeyLogAccess),
 		Etcd:            boot.Etcd,

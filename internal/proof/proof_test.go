@@ -15,7 +15,7 @@ import (
 var out = flag.String("proof.out", "", "also write the Markdown report to this file")
 
 // TestProof runs every scenario of the proof and writes the report. Run
-// one scenario with -run 'TestProof/<name>': roll, etcd-faults, hostile,
+// one scenario with -run 'TestProof/<name>': roll, in-place, crash, etcd-faults, hostile,
 // performance, scale.
 func TestProof(t *testing.T) {
 	h := proof.New(t)
@@ -55,6 +55,17 @@ func TestProof(t *testing.T) {
 			})
 		}
 		proof.ReportRolls(h.Report, "Rolling restart under load", results)
+	})
+
+	t.Run("in-place", func(t *testing.T) {
+		cfg := proof.InPlaceConfig{Restarts: 10, Rate: 400, Workers: 8, Settle: time.Second, Drain: time.Second}
+		res := proof.InPlace(t, h.Example, cfg)
+		proof.ReportInPlace(h.Report, "In-place restart under load (no registry)", res)
+		for name, st := range res.Loads {
+			if st.Failed > 0 {
+				t.Errorf("in-place restarts: %s: %d of %d requests failed (%s); want 0", name, st.Failed, st.Sent, st.ErrorsString())
+			}
+		}
 	})
 
 	t.Run("crash", func(t *testing.T) {
