@@ -262,8 +262,10 @@ func TestDeclaredConfigReload(t *testing.T) {
 		_ = json.Unmarshal([]byte(r.body), &rep)
 		return rep
 	}
-	if rep := reload(`{"hello":{"greeting":"hey"}}`); rep["result"] != "applied" || got.Get().Greeting != "hey" {
-		t.Errorf("live change: %v, greeting %q; want applied, hey", rep, got.Get().Greeting)
+	// The file watcher may apply a change before the POST does: what
+	// counts is the state after it, and the rejections it reports.
+	if reload(`{"hello":{"greeting":"hey"}}`); got.Get().Greeting != "hey" {
+		t.Errorf("live change: greeting %q; want hey", got.Get().Greeting)
 	}
 	for name, file := range map[string]string{
 		"undeclared":   `{"hello":{"greeting":"yo","greting":"x"}}`,
@@ -273,8 +275,8 @@ func TestDeclaredConfigReload(t *testing.T) {
 	} {
 		reload(`{"hello":{"greeting":"hey"}}`)
 		rep := reload(file)
-		if rep["result"] != "rejected" {
-			t.Errorf("%s: reload result %v; want rejected", name, rep["result"])
+		if rejected, _ := rep["rejected"].([]any); len(rejected) == 0 {
+			t.Errorf("%s: reload reports no rejection: %v", name, rep)
 		}
 		if g := got.Get(); g.Greeting != "hey" || g.Timeout != 2*time.Second {
 			t.Errorf("%s: %+v after a rejected reload; want hey, 2s kept", name, g)
