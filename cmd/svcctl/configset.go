@@ -27,8 +27,8 @@ type configChange struct {
 	Key             string          `json:"key"`
 	Value           *string         `json:"value"`
 	Layer           string          `json:"layer"`
-	Previous        json.RawMessage `json:"previous"` // "value" or {"value": ..., "layer": ...}
-	Expires         string          `json:"expires"` // when the override ends by itself
+	Previous        json.RawMessage `json:"previous"`         // "value" or {"value": ..., "layer": ...}
+	Expires         string          `json:"expires"`          // when the override ends by itself
 	Result          string          `json:"result"`           // applied, restart_required, ...
 	RestartRequired bool            `json:"restart_required"` // the value waits for a restart
 	Message         string          `json:"message"`
