@@ -70,6 +70,7 @@ const (
 	upStopTimeout = 30 * time.Second       // SIGTERM to SIGKILL
 	upDebounce    = 300 * time.Millisecond // file events must pause this long before a rebuild
 	upWaitNote    = 30 * time.Second       // how often the wait for readiness is reported
+	upSwapTimeout = 60 * time.Second       // after SIGUSR2, when a pid that still serves is reported
 )
 
 // upColors are the ANSI colours of the prefixes, one per service in turn.
@@ -84,6 +85,7 @@ type upRun struct {
 	client  *http.Client
 	svcs    []*upService
 	offsets []string // SERVICES_<NAME>_OFFSET of every catalog service
+	reaper  bool     // successors become svcctl's children (adoptOrphans)
 }
 
 // upService is one service svcctl up runs and restarts.
@@ -98,6 +100,7 @@ type upService struct {
 	proc     *os.Process // the process serving now; nil between runs
 	readyPID int         // the pid last seen ready
 	lastErr  string      // the last line the service wrote to stderr
+	crash    string      // the last "panic: " or "fatal error: " line, if any
 }
 
 func cmdUp(ctx context.Context, e *env, args []string) error {
@@ -132,7 +135,7 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	u := &upRun{dir: dir, environ: e.environ(), client: &http.Client{Timeout: time.Second}}
+	u := &upRun{dir: dir, environ: e.environ(), client: &http.Client{Timeout: time.Second}, reaper: adoptOrphans()}
 	u.out = newUpOutput(e, entries)
 	for _, en := range entries {
 		u.offsets = append(u.offsets, convention.EnvName("services."+en.Name+".offset")+"="+strconv.Itoa(en.Offset))
@@ -318,7 +321,7 @@ func (s *upService) supervise(ctx context.Context) {
 					s.note("restarted in place: pid %d -> %d", pid, next.Pid)
 					go s.watchReady(ctx, next.Pid)
 				}
-				waitGone(next)
+				s.run.waitGone(next)
 				pid, why, begun = next.Pid, "exited", time.Now()
 			}
 			s.setProc(nil)
@@ -400,6 +403,9 @@ func (s *upService) copyLines(r *os.File, w io.Writer, keep bool) {
 			if keep && strings.TrimSpace(text) != "" {
 				s.mu.Lock()
 				s.lastErr = text
+				if strings.HasPrefix(text, "panic: ") || strings.HasPrefix(text, "fatal error: ") {
+					s.crash = text
+				}
 				s.mu.Unlock()
 			}
 		}
@@ -409,14 +415,18 @@ func (s *upService) copyLines(r *os.File, w io.Writer, keep bool) {
 	}
 }
 
-// lastLine is "; last stderr: LINE" when the service wrote to stderr.
+// lastLine is "; last stderr: LINE" when the service wrote to stderr:
+// its panic or fatal error, or else its last line. It forgets both, for
+// the next run.
 func (s *upService) lastLine() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.lastErr == "" {
+	line := cmp.Or(s.crash, s.lastErr)
+	s.crash, s.lastErr = "", ""
+	if line == "" {
 		return ""
 	}
-	return "; last stderr: " + shown(s.lastErr)
+	return "; last stderr: " + shown(line)
 }
 
 // shown cuts a long line for a note.
@@ -449,8 +459,15 @@ func (s *upService) successor(pid int) *os.Process {
 	return proc
 }
 
-// waitGone waits until p, which is not a child of svcctl, has exited.
-func waitGone(p *os.Process) {
+// waitGone waits until p, the successor of an in-place restart, has
+// exited: it waits for it as a child when svcctl adopts orphans, and
+// polls it otherwise.
+func (u *upRun) waitGone(p *os.Process) {
+	if u.reaper {
+		if _, err := p.Wait(); err == nil {
+			return
+		}
+	}
 	for p.Signal(syscall.Signal(0)) == nil {
 		time.Sleep(upPoll)
 	}
@@ -559,6 +576,20 @@ func (s *upService) rebuild(ctx context.Context) {
 	}
 	s.note("rebuilt %s; restarting pid %d in place (SIGUSR2)", s.Package, pid)
 	s.signal(syscall.SIGUSR2)
+	go s.watchSwap(ctx, pid)
+}
+
+// watchSwap says so when pid still serves upSwapTimeout after SIGUSR2.
+func (s *upService) watchSwap(ctx context.Context, pid int) {
+	t := time.NewTimer(upSwapTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+		if s.pid() == pid {
+			s.note("pid %d still serves %s after SIGUSR2: no in-place restart happened (its successor failed, see its log, or its svc does not restart in place); the new build runs from its next start", pid, upSwapTimeout)
+		}
+	}
 }
 
 // same reports whether the files a and b have the same contents.
