@@ -145,6 +145,11 @@ func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
 	key := overrideKey(r)
 	auditAttrs(w, slog.String("key", key))
 	res, err := s.p.Overrides.Remove(r.Context(), key)
+	if errors.Is(err, config.ErrNoOverride) {
+		auditAttrs(w, slog.String("err", err.Error()))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("admin: %s has no override; PUT /admin/config/%s sets one", key, key))
+		return
+	}
 	if err != nil {
 		s.overrideError(w, err)
 		return
@@ -155,11 +160,8 @@ func (s *Server) deleteOverride(w http.ResponseWriter, r *http.Request) {
 func (s *Server) overrideError(w http.ResponseWriter, err error) {
 	var re *config.RefusedError
 	code := http.StatusInternalServerError
-	switch {
-	case errors.As(err, &re):
+	if errors.As(err, &re) {
 		code = http.StatusBadRequest
-	case errors.Is(err, config.ErrNoOverride):
-		code = http.StatusNotFound
 	}
 	auditAttrs(w, slog.String("err", err.Error()))
 	writeError(w, code, err.Error())

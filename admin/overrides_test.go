@@ -103,7 +103,7 @@ func TestOverrideEndpoints(t *testing.T) {
 		{"a huge value", "PUT", "/admin/config/hello.greeting", strings.Repeat("x", admin.MaxOverrideValue+1), 413,
 			[]string{`at most 65536 bytes`}, "hi file config/example.json"},
 		{"delete without an override", "DELETE", "/admin/config/hello.greeting", "", 404,
-			[]string{`hello.greeting: no override`}, "hi file config/example.json"},
+			[]string{`admin: hello.greeting has no override`}, "hi file config/example.json"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newOverrideFixture(t)

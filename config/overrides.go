@@ -353,7 +353,7 @@ func (o *Overrides) Remove(ctx context.Context, key string) (OverrideResult, err
 	before, had := live.Current().Lookup(key)
 	prev, hadPrev := o.delete(key)
 	if !hadPrev {
-		return OverrideResult{}, fmt.Errorf("config: %s: %w (PUT /admin/config/%s sets one)", key, ErrNoOverride, key)
+		return OverrideResult{}, fmt.Errorf("config: %s: %w", key, ErrNoOverride)
 	}
 	undo := func() { o.restore(key, prev, true) }
 	res, err := o.reload(ctx, live, key, undo)

@@ -70,7 +70,7 @@ func svcConfigChange(ctx context.Context, e *env, c *adminClient, fs *flag.FlagS
 		if errors.As(err, &se) && se.code == http.StatusConflict {
 			return fmt.Errorf("%s (a startup-only key: set it in a file, etcd or the environment, then svcctl %s restart)", err, c.target())
 		}
-		if errors.As(err, &se) && se.code == http.StatusNotFound && strings.Contains(err.Error(), method+" ") {
+		if errors.As(err, &se) && se.code == http.StatusNotFound && strings.Contains(err.Error(), "no such admin endpoint") {
 			return fmt.Errorf("%s (the service's svc version does not serve config changes)", err)
 		}
 		return err

@@ -132,6 +132,20 @@ func TestConfigSetUnset(t *testing.T) {
 	}
 }
 
+// A service whose svc has no PUT /admin/config/{key} answers the admin
+// listener's 404; svcctl says why.
+func TestConfigSetUnsupported(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"error":"no such admin endpoint; GET /admin lists them"}`)
+	}))
+	t.Cleanup(srv.Close)
+	want(t, svcctl(t, nil, strings.TrimPrefix(srv.URL, "http://"), "config", "set", "log.level", "debug"), exitError,
+		"the service's svc version does not serve config changes")
+}
+
 func TestRestart(t *testing.T) {
 	t.Parallel()
 	f := &fakeConfigAdmin{}
@@ -177,5 +191,5 @@ func TestConfigSetUnsetService(t *testing.T) {
 	want(t, r, 0, `"layer": "admin"`, `"result": "applied"`)
 	want(t, svcctl(t, env, "alpha", "config", "unset", "log.level"), 0, "log.level = info (from convention); was warn from admin")
 	want(t, svcctl(t, env, "alpha", "loglevel"), 0, "info")
-	want(t, svcctl(t, env, "alpha", "config", "unset", "log.level"), exitError, "log.level: no override")
+	want(t, svcctl(t, env, "alpha", "config", "unset", "log.level"), exitError, "admin: log.level has no override")
 }
