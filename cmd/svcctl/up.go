@@ -331,12 +331,14 @@ func (s *upService) supervise(ctx context.Context) {
 			if time.Since(begun) > upStableAfter {
 				failures = 0
 			}
-			if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); ok && pid == cmd.Process.Pid && ws.Signaled() && ws.Signal() == syscall.SIGUSR2 {
+			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
+			killed := pid == cmd.Process.Pid && ws.Signaled()
+			if killed && ws.Signal() == syscall.SIGUSR2 {
 				s.note("pid %d died of SIGUSR2: its svc does not restart in place; starting the new build", pid)
 			} else {
 				delay = backoff(failures)
 				failures++
-				s.note("pid %d %s%s; starting it again in %s", pid, why, s.lastLine(), delay)
+				s.note("pid %d %s%s; starting it again in %s", pid, why, s.lastLine(killed), delay)
 			}
 		}
 		select {
@@ -416,12 +418,15 @@ func (s *upService) copyLines(r *os.File, w io.Writer, keep bool) {
 }
 
 // lastLine is "; last stderr: LINE" when the service wrote to stderr:
-// its panic or fatal error, or else its last line. It forgets both, for
-// the next run.
-func (s *upService) lastLine() string {
+// its panic or fatal error, or else, unless a signal killed it, its last
+// line. It forgets both, for the next run.
+func (s *upService) lastLine(killed bool) string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	line := cmp.Or(s.crash, s.lastErr)
+	line := s.crash
+	if !killed {
+		line = cmp.Or(line, s.lastErr)
+	}
 	s.crash, s.lastErr = "", ""
 	if line == "" {
 		return ""
