@@ -58,6 +58,12 @@ type Params struct {
 	// Restart, when set, serves POST /admin/restart: it restarts the
 	// process in place and answers its result as JSON (see restart.go).
 	Restart func(context.Context) (any, error)
+	// Overrides, when set, serves PUT and DELETE /admin/config/{key}: a
+	// value set by hand above every other layer, for ?for=D or until
+	// deleted or the process ends (overrides.go). It must be a layer of
+	// the Live behind Config; /admin/config then shows each override and
+	// its expiry.
+	Overrides *config.Overrides
 	// Token, when not empty, is required as "Authorization: Bearer <Token>".
 	// When empty, only requests whose Host is a loopback name or address
 	// (localhost, 127.0.0.0/8, ::1) are served: see the package doc.
@@ -178,6 +184,10 @@ func (s *Server) routes() {
 	}
 	if s.p.Restart != nil {
 		s.handle(http.MethodPost, "/admin/restart", "restart in place: a successor from the executable on disk takes the sockets once ready; this process drains", s.restart)
+	}
+	if s.p.Overrides != nil {
+		s.handle(http.MethodPut, "/admin/config/{key}", "override KEY: body the value, ?for=5m ends it then; startup-only keys answer 202 restart required", s.putOverride)
+		s.handle(http.MethodDelete, "/admin/config/{key}", "drop KEY's override: its value comes from the other layers again", s.deleteOverride)
 	}
 	if s.p.Drain != nil {
 		s.handle(http.MethodPost, "/admin/drain", "readiness 503 and deregister; requests are still served", s.action(s.p.Drain, "draining"))
@@ -453,12 +463,7 @@ func (s *Server) putLevel(w http.ResponseWriter, r *http.Request) {
 func levelName(l slog.Level) string { return strings.ToLower(l.String()) }
 
 func (s *Server) config(w http.ResponseWriter, r *http.Request) {
-	vals := s.p.Config()
-	out := make([]config.Value, len(vals))
-	for i, v := range vals {
-		out[i] = config.Value{Key: v.Key, Value: v.Display(), Layer: v.Layer}
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"keys": out})
+	writeJSON(w, http.StatusOK, s.configView())
 }
 
 func (s *Server) reload(w http.ResponseWriter, r *http.Request) {

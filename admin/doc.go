@@ -29,7 +29,9 @@
 //	GET  /admin/flight/status whether it records; POST /admin/flight/stop stops it
 //	GET  /admin/loglevel      current level, base level, end of a temporary level
 //	PUT  /admin/loglevel      body debug|info|warn|error; ?for=5m returns to the base level after 5 minutes
-//	GET  /admin/config        effective keys, values and layers, secrets redacted
+//	GET  /admin/config        effective keys, values and layers, secrets redacted; overrides and their expiry
+//	PUT  /admin/config/{key}  override a key above every layer (body the value, ?for=5m); 202 if startup-only
+//	DELETE /admin/config/{key} drop the override
 //	POST /admin/drain         readiness 503 and deregister; serving continues
 //	POST /admin/undrain       the reverse
 //	GET  /admin/tasks         registered tasks

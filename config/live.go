@@ -144,7 +144,8 @@ type binding interface {
 // NewLive loads every layer once, in order (lowest precedence first, nil
 // layers skipped), and returns the live store over them. A layer that fails
 // to load (a malformed file) is an error: at startup, bad input is fatal.
-// NewLive starts nothing; see [Live.Start].
+// NewLive starts nothing; see [Live.Start]. An [*Overrides] layer is bound
+// to the returned Live: its Put and Remove reload it.
 func NewLive(o LiveOptions, layers ...Layer) (*Live, error) {
 	l := &Live{
 		known:    slices.Clone(o.Known),
@@ -168,9 +169,15 @@ func NewLive(o LiveOptions, layers ...Layer) (*Live, error) {
 		l.known = append(l.known, l.schema.Keys()...)
 	}
 	for _, ly := range layers {
-		if ly != nil {
-			l.layers = append(l.layers, ly)
+		if ly == nil {
+			continue
 		}
+		if ov, ok := ly.(*Overrides); ok {
+			if err := ov.attach(l); err != nil {
+				return nil, err
+			}
+		}
+		l.layers = append(l.layers, ly)
 	}
 	l.sources = make([]Source, len(l.layers))
 	l.layerErr = make([]string, len(l.layers))

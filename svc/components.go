@@ -32,6 +32,7 @@ var frameworkModule = fx.Module("svc",
 	fx.Provide(
 		provideEtcdClient,
 		provideEtcdLayer,
+		config.NewOverrides, // PUT /admin/config/{key}: the top layer
 		provideLive,
 		provideSettings,
 		provideInstance,
@@ -97,19 +98,20 @@ func provideEtcdLayer(cli *clientv3.Client, l *layers, id identity, log *slog.Lo
 }
 
 // provideLive is the configuration in force over every layer. Its
-// watches start before the listeners bind and stop after they stopped.
-func provideLive(l *layers, etcdLayer *etcdsource.Source, lg *logs, reg prometheus.Registerer, lc fx.Lifecycle, hooks *frameworkHooks) (*config.Live, error) {
+// watches start before the listeners bind and stop after they stopped,
+// and with them the overrides' expiry timers.
+func provideLive(l *layers, etcdLayer *etcdsource.Source, ov *config.Overrides, lg *logs, reg prometheus.Registerer, lc fx.Lifecycle, hooks *frameworkHooks) (*config.Live, error) {
 	var el config.Layer // untyped nil without etcd: NewLive skips it
 	if etcdLayer != nil {
 		el = etcdLayer
 	}
-	live, err := config.NewLive(config.LiveOptions{Schema: l.schema, Logger: lg.log, Audit: lg.audit, Metrics: reg}, l.stack(el)...)
+	live, err := config.NewLive(config.LiveOptions{Schema: l.schema, Logger: lg.log, Audit: lg.audit, Metrics: reg}, l.stack(el, ov)...)
 	if err != nil {
 		return nil, err
 	}
 	hooks.append(lc, fx.Hook{
 		OnStart: func(context.Context) error { return live.Start() },
-		OnStop:  func(context.Context) error { return live.Close() },
+		OnStop:  func(context.Context) error { return errors.Join(live.Close(), ov.Close()) },
 	}, false)
 	return live, nil
 }
@@ -226,6 +228,8 @@ type adminIn struct {
 	Flight   *admin.FlightRecorder
 	Restart  *restarter
 	Tasks    []admin.Task `group:"svc.tasks"`
+
+	Overrides *config.Overrides // a layer of Live
 }
 
 func provideAdmin(in adminIn) (*admin.Server, error) {
@@ -252,6 +256,7 @@ func provideAdmin(in adminIn) (*admin.Server, error) {
 		Flight:   in.Flight,
 
 		MaxProfileDuration: in.Settings.AdminMaxProfile,
+		Overrides:          in.Overrides,
 	})
 }
 

@@ -30,8 +30,9 @@ type layers struct {
 }
 
 // stack returns the layers lowest first, with etcd (when not nil) between
-// the files and the environment.
-func (l *layers) stack(etcd config.Layer) []config.Layer {
+// the files and the environment, and the admin port's overrides (when not
+// nil) above every other.
+func (l *layers) stack(etcd, overrides config.Layer) []config.Layer {
 	ls := []config.Layer{l.conv}
 	for _, f := range l.files {
 		ls = append(ls, f.layer)
@@ -40,7 +41,7 @@ func (l *layers) stack(etcd config.Layer) []config.Layer {
 	if l.top != nil {
 		ls = append(ls, l.top)
 	}
-	return ls
+	return append(ls, overrides)
 }
 
 // bootstrap reads what is needed to reach every layer: CONFIG_DIR, the

@@ -15,8 +15,9 @@ import (
 )
 
 const configHelp = `config [--json]: effective configuration: key, value, layer (secrets redacted)
-  config set KEY VALUE [--for DURATION]: set KEY on the running service (PUT /admin/config/KEY);
-      --for reverts after DURATION; a startup-only key answers "restart required"
+  config set KEY VALUE [--for DURATION]: set KEY on the running service (PUT /admin/config/KEY),
+      above every layer, until unset or the process ends; --for reverts after DURATION;
+      a startup-only key answers "restart required"
   config unset KEY: drop the value set with config set (DELETE /admin/config/KEY)`
 
 // configChange is what svcctl reads of the answer of PUT and DELETE
@@ -26,8 +27,8 @@ type configChange struct {
 	Key             string          `json:"key"`
 	Value           *string         `json:"value"`
 	Layer           string          `json:"layer"`
-	Previous        json.RawMessage `json:"previous"` // "value" or {"value": ..., "layer": ...}
-	RevertsAt       string          `json:"reverts_at"`
+	Previous        json.RawMessage `json:"previous"`         // "value" or {"value": ..., "layer": ...}
+	Expires         string          `json:"expires"`          // when the override ends by itself
 	Result          string          `json:"result"`           // applied, restart_required, ...
 	RestartRequired bool            `json:"restart_required"` // the value waits for a restart
 	Message         string          `json:"message"`
@@ -69,7 +70,7 @@ func svcConfigChange(ctx context.Context, e *env, c *adminClient, fs *flag.FlagS
 		if errors.As(err, &se) && se.code == http.StatusConflict {
 			return fmt.Errorf("%s (a startup-only key: set it in a file, etcd or the environment, then svcctl %s restart)", err, c.target())
 		}
-		if errors.As(err, &se) && se.code == http.StatusNotFound && strings.Contains(err.Error(), method+" ") {
+		if errors.As(err, &se) && se.code == http.StatusNotFound && strings.Contains(err.Error(), "no such admin endpoint") {
 			return fmt.Errorf("%s (the service's svc version does not serve config changes)", err)
 		}
 		return err
@@ -96,7 +97,7 @@ func svcConfigChange(ctx context.Context, e *env, c *adminClient, fs *flag.FlagS
 	restart := ch.RestartRequired || ch.Result == "restart_required" || resp.StatusCode == http.StatusAccepted
 	fmt.Fprintln(e.stdout, describeChange(key, args[0] == "unset", ch, restart))
 	if restart {
-		fmt.Fprintf(e.stdout, "restart required: %s keeps the value in force until it restarts (svcctl %s restart)\n", cleanCell(key), c.target())
+		fmt.Fprintf(e.stdout, "restart required: %s is startup-only; the value in force stays, and a restart drops overrides: set it in a file, etcd or the environment, then svcctl %s restart\n", cleanCell(key), c.target())
 	}
 	return nil
 }
@@ -120,8 +121,8 @@ func describeChange(key string, unset bool, ch configChange, restart bool) strin
 	if prev := previous(ch.Previous); prev != "" {
 		fmt.Fprintf(&b, "; was %s", prev)
 	}
-	if ch.RevertsAt != "" {
-		fmt.Fprintf(&b, "; reverts at %s", cleanCell(ch.RevertsAt))
+	if ch.Expires != "" {
+		fmt.Fprintf(&b, "; reverts at %s", cleanCell(ch.Expires))
 	}
 	if restart {
 		b.WriteString("; not in force yet")

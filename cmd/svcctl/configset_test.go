@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -36,7 +38,7 @@ func (f *fakeConfigAdmin) start(t *testing.T, withRestart bool) string {
 		f.mu.Unlock()
 		switch key := r.PathValue("key"); {
 		case r.Method == http.MethodPut && key == "hello.greeting":
-			js(w, 200, `{"key":"hello.greeting","value":"`+string(b)+`","layer":"admin","previous":{"value":"hello","layer":"default"},"reverts_at":"2026-12-01T10:05:00Z"}`)
+			js(w, 200, `{"key":"hello.greeting","value":"`+string(b)+`","layer":"admin","previous":{"value":"hello","layer":"default"},"expires":"2026-12-01T10:05:00Z"}`)
 		case r.Method == http.MethodDelete && key == "hello.greeting":
 			js(w, 200, `{"key":"hello.greeting","value":"hello","layer":"default","previous":"hi"}`)
 		case r.Method == http.MethodPut && key == "hello.count":
@@ -94,7 +96,7 @@ func TestConfigSetUnset(t *testing.T) {
 		{[]string{"set", "public.port", "9000"}, exitError,
 			[]string{"public.port is startup-only", "then svcctl " + svc + " restart"}, "PUT /admin/config/public.port 9000"},
 		{[]string{"set", "registry.ttl", "20s"}, 0,
-			[]string{"registry.ttl = 20s; not in force yet", "restart required: registry.ttl keeps the value in force until it restarts (svcctl " + svc + " restart)"},
+			[]string{"registry.ttl = 20s; not in force yet", "restart required: registry.ttl is startup-only; the value in force stays, and a restart drops overrides: set it in a file, etcd or the environment, then svcctl " + svc + " restart"},
 			"PUT /admin/config/registry.ttl 20s"},
 		{[]string{"set", "hello.motd", "x"}, 0, []string{`hello.motd set to "\x1b[2Jhi" on 3 listeners`}, "PUT /admin/config/hello.motd x"},
 		{[]string{"set", "hello.greeting", "hi", "--json"}, 0, []string{`"layer": "admin"`}, "PUT /admin/config/hello.greeting hi"},
@@ -130,6 +132,20 @@ func TestConfigSetUnset(t *testing.T) {
 	}
 }
 
+// A service whose svc has no PUT /admin/config/{key} answers the admin
+// listener's 404; svcctl says why.
+func TestConfigSetUnsupported(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusNotFound)
+		io.WriteString(w, `{"error":"no such admin endpoint; GET /admin lists them"}`)
+	}))
+	t.Cleanup(srv.Close)
+	want(t, svcctl(t, nil, strings.TrimPrefix(srv.URL, "http://"), "config", "set", "log.level", "debug"), exitError,
+		"the service's svc version does not serve config changes")
+}
+
 func TestRestart(t *testing.T) {
 	t.Parallel()
 	f := &fakeConfigAdmin{}
@@ -146,4 +162,34 @@ func TestRestart(t *testing.T) {
 
 	old := (&fakeConfigAdmin{}).start(t, false)
 	want(t, svcctl(t, nil, old, "restart"), exitError, "does not restart in place")
+}
+
+// TestConfigSetUnsetService drives config set and unset against a real
+// service: the answers svcctl reads are the ones the admin port sends.
+func TestConfigSetUnsetService(t *testing.T) {
+	t.Parallel()
+	alpha := startService(t, "alpha", 10, nil)
+	port := strconv.Itoa(adminPort(alpha))
+	env := scanEnv(adminPort(alpha))
+	label := "alpha (127.0.0.1:" + port + ")"
+
+	want(t, svcctl(t, env, "alpha", "config", "set", "log.level", "debug", "--for", "1h"), 0,
+		"log.level = debug (from admin); was info from convention; reverts at ")
+	want(t, svcctl(t, env, "alpha", "loglevel"), 0, "debug")
+	r := svcctl(t, env, "alpha", "config")
+	want(t, r, 0, "admin until ")
+	if !regexp.MustCompile(`(?m)^log\.level +debug +admin until \d{4}-\d\d-\d\dT`).MatchString(r.stdout) {
+		t.Errorf("config does not show log.level from admin with its expiry:\n%s", r.stdout)
+	}
+	want(t, svcctl(t, env, "alpha", "config", "set", "log.level", "loud"), exitError,
+		label+`: config: log.level = "loud" (from admin): must be debug, info, warn or error`)
+	want(t, svcctl(t, env, "alpha", "config", "set", "log.levle", "warn"), exitError, "unknown key log.levle (did you mean log.level?)")
+	want(t, svcctl(t, env, port, "config", "set", "shutdown.timeout", "20s"), 0,
+		"shutdown.timeout = 20s (from admin); was 10s from convention; not in force yet",
+		"restart required: shutdown.timeout is startup-only")
+	r = svcctl(t, env, port, "config", "set", "log.level", "warn", "--json")
+	want(t, r, 0, `"layer": "admin"`, `"result": "applied"`)
+	want(t, svcctl(t, env, "alpha", "config", "unset", "log.level"), 0, "log.level = info (from convention); was warn from admin")
+	want(t, svcctl(t, env, "alpha", "loglevel"), 0, "info")
+	want(t, svcctl(t, env, "alpha", "config", "unset", "log.level"), exitError, "admin: log.level has no override")
 }

@@ -5,6 +5,7 @@
 //	svcctl ls [--env E] [--json]              instances registered in etcd (ETCD_ENDPOINTS), with health
 //	svcctl ports [FILE] [--json]              check a port catalog for collisions; print the next free offset
 //	svcctl prom-sd [--env E] [--listen ADDR]  serve Prometheus http_sd_config targets from the registry
+//	svcctl up [FILE] [--watch]                build and run every service of a port catalog on this machine
 //	svcctl <service|admin-port> COMMAND ...   act on one service through its admin listener:
 //	    info, loglevel [LEVEL] [--for 5m], config, config set KEY VALUE [--for 5m],
 //	    config unset KEY, restart [--wait 30s], drain, undrain, tasks,

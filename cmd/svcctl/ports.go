@@ -31,15 +31,17 @@ naming the port and the services on any collision. FILE defaults to
 $CONFIG_DIR/services.json ($CONFIG_DIR defaults to ./config).
 `
 
-const ()
-
-// catalogEntry is one service of a port catalog and its ports.
+// catalogEntry is one service of a port catalog and its ports, and,
+// for svcctl up, its Go package and extra environment.
 type catalogEntry struct {
 	Name    string `json:"name"`
 	Offset  int    `json:"offset"`
 	Admin   int    `json:"admin"`
 	Public  int    `json:"public"`
 	Private int    `json:"private"`
+
+	Package string            `json:"-"` // services.<name>.package: what svcctl up builds
+	Env     map[string]string `json:"-"` // services.<name>.env.<VAR>: what svcctl up adds to its environment
 }
 
 // portUse is one listener of one service on a port.
@@ -83,9 +85,10 @@ func (c catalogEntry) uses() []struct {
 	}
 }
 
-// readCatalog reads the services.<name>.offset keys of file. Malformed
-// JSON is reported with the file and line:column; a bad name or offset
-// with its key and value.
+// readCatalog reads the services.<name>.offset keys of file, and each
+// service's package and env when it has them. Malformed JSON is reported
+// with the file and line:column; a bad name or offset with its key and
+// value. Other keys (services.<name>.host, ...) are ignored.
 func readCatalog(file string) ([]catalogEntry, error) {
 	data, err := os.ReadFile(file)
 	if err != nil {
@@ -115,7 +118,10 @@ func readCatalog(file string) ([]catalogEntry, error) {
 		if err != nil || convention.CheckOffset(o) != nil {
 			return nil, fmt.Errorf("%s: key %s: offset %q must be an integer in 0..%d", file, key, val, convention.MaxOffset)
 		}
-		out = append(out, entryFor(name, o))
+		en := entryFor(name, o)
+		en.Package = flat["services."+name+".package"]
+		en.Env = catalogEnv(flat, "services."+name+".env.")
+		out = append(out, en)
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%s: no services.<name>.offset keys: not a port catalog", file)
@@ -124,6 +130,23 @@ func readCatalog(file string) ([]catalogEntry, error) {
 		return cmp.Or(cmp.Compare(a.Offset, b.Offset), cmp.Compare(a.Name, b.Name))
 	})
 	return out, nil
+}
+
+// catalogEnv returns the variables under prefix of a flattened catalog.
+// Flattening lower-cases keys, so a name is upper-cased back with '.'
+// and '-' as '_', the way svc names a key's variable: LOG_LEVEL,
+// log_level and log.level all give LOG_LEVEL.
+func catalogEnv(flat map[string]string, prefix string) map[string]string {
+	var env map[string]string
+	for k, v := range flat {
+		if name, ok := strings.CutPrefix(k, prefix); ok && name != "" {
+			if env == nil {
+				env = map[string]string{}
+			}
+			env[convention.EnvName(name)] = v
+		}
+	}
+	return env
 }
 
 // checkCatalog returns the ports wanted by more than one listener, by

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -117,7 +118,7 @@ func TestPortsJSON(t *testing.T) {
 	if err := json.Unmarshal([]byte(r.stdout), &got); err != nil {
 		t.Fatalf("ports --json: %v\n%s", err, r)
 	}
-	if len(got.Services) != 2 || got.Services[0] != (catalogEntry{"orders", 10, 4010, 8010, 8011}) {
+	if len(got.Services) != 2 || !reflect.DeepEqual(got.Services[0], catalogEntry{Name: "orders", Offset: 10, Admin: 4010, Public: 8010, Private: 8011}) {
 		t.Errorf("services = %+v", got.Services)
 	}
 	if len(got.Collisions) != 1 || got.Collisions[0].Port != 8011 || len(got.Collisions[0].Uses) != 2 {
@@ -140,4 +141,30 @@ func TestPortsFile(t *testing.T) {
 	want(t, svcctl(t, map[string]string{"CONFIG_DIR": t.TempDir()}, "ports"), exitError, "services.json does not exist")
 	want(t, svcctl(t, nil, "ports", filepath.Join(dir, "missing.json")), exitError, "port catalog "+filepath.Join(dir, "missing.json")+" does not exist")
 	want(t, svcctl(t, nil, "ports", "a.json", "b.json"), exitUsage, "ports takes one FILE")
+}
+
+// A catalog may name each service's package and extra environment for
+// svcctl up; svcctl ports reads it as before.
+func TestCatalogPackageEnv(t *testing.T) {
+	t.Parallel()
+	file := writeFile(t, t.TempDir(), "services.json", `{"services": {
+		"orders": {"offset": 20, "package": "./cmd/orders", "env": {"LOG_LEVEL": "debug", "hello.greeting": "hi"}},
+		"users": {"offset": 30}}}`)
+	want(t, svcctl(t, nil, "ports", file), 0, "orders   20", "users    30")
+	r := svcctl(t, nil, "ports", file, "--json")
+	want(t, r, 0)
+	if strings.Contains(r.stdout, "package") || strings.Contains(r.stdout, "debug") {
+		t.Errorf("ports --json shows package or env:\n%s", r.stdout)
+	}
+	entries, err := readCatalog(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, u := entries[0], entries[1]
+	if o.Name != "orders" || o.Package != "./cmd/orders" || len(o.Env) != 2 || o.Env["LOG_LEVEL"] != "debug" || o.Env["HELLO_GREETING"] != "hi" {
+		t.Errorf("orders = %+v; want package ./cmd/orders, env LOG_LEVEL=debug HELLO_GREETING=hi", o)
+	}
+	if u.Name != "users" || u.Package != "" || u.Env != nil {
+		t.Errorf("users = %+v; want no package, no env", u)
+	}
 }

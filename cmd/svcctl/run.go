@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"text/tabwriter"
 )
@@ -26,6 +27,7 @@ Usage:
   svcctl ls [--env E] [--json]               instances registered in etcd (ETCD_ENDPOINTS), with health
   svcctl ports [FILE] [--json]               check a port catalog for collisions (default $CONFIG_DIR/services.json)
   svcctl prom-sd [--env E] [--listen ADDR]   serve Prometheus http_sd_config targets of the registry
+  svcctl up [FILE] [--watch]                 build and run every service of a port catalog on this machine
   svcctl <service|admin-port> COMMAND ...    act on one service through its admin listener
 
 Service commands:
@@ -65,10 +67,13 @@ Exit status: 0 success, 1 error, 2 usage.
 type env struct {
 	getenv func(string) string
 	// stdout and stderr escape what must not reach a terminal raw (see
-	// sanitize.go); rawStdout is the stdout given to run, for the
-	// commands that copy bytes on request (get --raw).
-	stdout, stderr io.Writer
-	rawStdout      io.Writer
+	// sanitize.go); rawStdout and rawStderr are those given to run, for
+	// the commands that copy bytes on request (get --raw) or escape
+	// themselves (up's prefixed lines).
+	stdout, stderr       io.Writer
+	rawStdout, rawStderr io.Writer
+	// environ is the environment the services svcctl up starts inherit.
+	environ func() []string
 }
 
 // usageError is a wrong command line: exit status 2.
@@ -85,7 +90,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	out, errw := &termWriter{w: stdout}, &termWriter{w: stderr}
 	defer errw.Flush()
 	defer out.Flush()
-	return runCmd(ctx, args, &env{getenv: getenv, stdout: out, stderr: errw, rawStdout: stdout})
+	return runCmd(ctx, args, &env{getenv: getenv, stdout: out, stderr: errw, rawStdout: stdout, rawStderr: stderr, environ: os.Environ})
 }
 
 // runCmd runs the command args names.
@@ -108,6 +113,8 @@ func runCmd(ctx context.Context, args []string, e *env) int {
 		err = cmdPorts(ctx, e, rest)
 	case "prom-sd":
 		err = cmdPromSD(ctx, e, rest)
+	case "up":
+		err = cmdUp(ctx, e, rest)
 	default:
 		if strings.HasPrefix(cmd, "-") {
 			err = usagef("unknown flag %s before a command", cmd)

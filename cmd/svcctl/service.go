@@ -253,9 +253,10 @@ func svcConfig(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, ar
 	}
 	var resp struct {
 		Keys []struct {
-			Key   string `json:"key"`
-			Value string `json:"value"`
-			Layer string `json:"layer"`
+			Key     string `json:"key"`
+			Value   string `json:"value"`
+			Layer   string `json:"layer"`
+			Expires string `json:"expires,omitempty"` // of an override set with --for
 		} `json:"keys"`
 	}
 	if err := c.getJSON(ctx, "/admin/config", &resp); err != nil {
@@ -266,7 +267,11 @@ func svcConfig(ctx context.Context, e *env, c *adminClient, fs *flag.FlagSet, ar
 	}
 	rows := make([][]string, 0, len(resp.Keys))
 	for _, k := range resp.Keys {
-		rows = append(rows, []string{k.Key, k.Value, k.Layer})
+		layer := k.Layer
+		if k.Expires != "" {
+			layer += " until " + k.Expires
+		}
+		rows = append(rows, []string{k.Key, k.Value, layer})
 	}
 	return table(e.stdout, []string{"KEY", "VALUE", "LAYER"}, rows)
 }
