@@ -394,7 +394,7 @@ func pick(s *service, snap *snapshot, tried []string, now int64) (int, error) {
 // The template is, in this order: the path of a discovery.override.<name>
 // that is a URL template; the uri_spec of an instance from the registry
 // (instances of one service are expected to share it; during a rollout
-// that changes it, the instances are taken round-robin); for an override
+// that changes it, the first instance in key order that has one); for an override
 // base URL or the port convention, the configuration key
 // services.<name>.uri-spec. It returns a [*NoInstanceError] if there is no
 // instance, and an error if there is no template or a value is missing.
@@ -403,18 +403,14 @@ func (d *Discovery) URL(name string, values map[string]string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	n := len(snap.instances)
-	if n == 0 {
+	if len(snap.instances) == 0 {
 		return "", &NoInstanceError{Service: name}
 	}
-	inst := snap.instances[0]
-	if n > 1 {
-		inst = snap.instances[(s.rr.Add(1)-1)%uint64(n)]
+	i := slices.IndexFunc(snap.instances, func(in Instance) bool { return in.Record.URISpec != "" })
+	if i < 0 {
+		return "", fmt.Errorf("registry: url of %s: instance %s has no uri-spec", name, snap.instances[0].Addr)
 	}
-	if inst.Record.URISpec == "" {
-		return "", fmt.Errorf("registry: url of %s: instance %s has no uri-spec", name, inst.Addr)
-	}
-	path, err := Expand(inst.Record.URISpec, values)
+	path, err := Expand(snap.instances[i].Record.URISpec, values)
 	if err != nil {
 		return "", err
 	}
