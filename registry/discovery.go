@@ -331,7 +331,9 @@ func (d *Discovery) BaseURL(name string) (string, error) {
 // Pick returns the base URL ("http://host:port", or an override's base
 // URL) of an instance of the service name for one attempt of a call:
 // round-robin in key order over the instances that are neither ejected
-// ([EjectionOptions]) nor in tried (base URLs already tried by this call).
+// ([EjectionOptions]) nor in tried (base URLs already tried by this call;
+// a retry takes the next one after the last tried, without moving the
+// round-robin, so that retries do not skew the balance).
 // If every instance not tried is ejected, it picks one of those anyway; if
 // every instance was tried, it returns a [*NoInstanceError] whose Err is
 // [ErrAllTried]. It returns a [*NoInstanceError] if there is no instance.
@@ -365,7 +367,12 @@ func pick(s *service, snap *snapshot, tried []string, now int64) (int, error) {
 	case n == 1 && len(tried) == 0:
 		return 0, nil
 	}
-	start := int((s.rr.Add(1) - 1) % uint64(n))
+	var start int
+	if len(tried) == 0 {
+		start = int((s.rr.Add(1) - 1) % uint64(n))
+	} else if last := slices.Index(snap.bases, tried[len(tried)-1]); last >= 0 {
+		start = (last + 1) % n // a retry does not move the round-robin
+	}
 	fallback := -1
 	for j := range n {
 		i := (start + j) % n

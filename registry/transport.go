@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -254,12 +255,15 @@ func (c *call) run() (*http.Response, context.CancelFunc, error) {
 		if reason == "" || n >= c.t.opts.MaxAttempts || !replayable || c.ctx.Err() != nil {
 			return c.finish(a)
 		}
-		next, err := c.pick(tried)
-		if err != nil {
+		if !c.untried(tried) {
 			return c.finish(a)
 		}
 		if reason != reasonUnsent && !budget.retry(time.Now()) {
 			c.t.metrics.denied.WithLabelValues(c.service).Inc()
+			return c.finish(a)
+		}
+		next, err := c.pick(tried)
+		if err != nil {
 			return c.finish(a)
 		}
 		discard(a)
@@ -283,6 +287,17 @@ func (c *call) pick(tried []string) (target, error) {
 	}
 	base, err := c.t.r.Pick(c.service, tried)
 	return target{base: base}, err
+}
+
+// untried reports whether an instance not in tried is left, without
+// moving the round-robin (a resolver other than a Discovery is asked at
+// the next pick).
+func (c *call) untried(tried []string) bool {
+	if c.t.d == nil {
+		return true
+	}
+	_, snap, err := c.t.d.resolve(c.service)
+	return err == nil && slices.ContainsFunc(snap.bases, func(b string) bool { return !slices.Contains(tried, b) })
 }
 
 // budget returns the retry budget of the call's service.
