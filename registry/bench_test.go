@@ -45,10 +45,30 @@ func TestBaseURLDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("BaseURL allocates %v times per call; want 0", allocs)
 	}
+	tried := []string{"http://127.0.0.1:8010"}
+	allocs = testing.AllocsPerRun(1000, func() {
+		if _, err := d.Pick("orders", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := d.Pick("orders", tried); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("Pick allocates %v times per call; want 0", allocs)
+	}
 }
 
 func BenchmarkBaseURL(b *testing.B) {
 	d, _ := discoveryOf3(b)
+	b.Run("pick", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := d.Pick("orders", nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("serial", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {

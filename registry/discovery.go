@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"net/http"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -114,6 +116,23 @@ type DiscoveryOptions struct {
 	// nothing and do not count. If zero or negative, DefaultMaxServices
 	// (1024).
 	MaxServices int
+	// Metrics, if set, receives the client metrics of the clients made
+	// over this Discovery (svc_client_requests_total,
+	// svc_client_attempts_total, svc_client_retries_total,
+	// svc_client_ejections_total; see docs/calls.md). If nil, they are
+	// not registered anywhere. Never the global registry.
+	Metrics prometheus.Registerer
+	// Ejection configures outlier ejection; see [EjectionOptions].
+	Ejection EjectionOptions
+	// RetryBudget bounds the retries of the clients made over this
+	// Discovery, per service; see [RetryBudget].
+	RetryBudget RetryBudget
+	// Calls holds the defaults of every client made over this Discovery
+	// ([NewClient], [NewTransport]): a field the client's own
+	// ClientOptions leaves zero is taken from here. This is where a
+	// framework puts live timeouts and a tracing wrapper once for all
+	// clients.
+	Calls ClientOptions
 }
 
 // Discovery resolves service names to base URLs and URLs.
@@ -158,7 +177,13 @@ type Discovery struct {
 	listTimeout time.Duration
 	idleTimeout time.Duration
 	maxServices int
-	wg          sync.WaitGroup // counts watch goroutines
+	ejection    EjectionOptions // defaults applied
+	budget      RetryBudget     // defaults applied
+	calls       ClientOptions   // defaults of the clients over d
+	metrics     *clientMetrics  // never nil
+	baseOnce    sync.Once       // makes base
+	base        *http.Transport // shared by the clients of d without a Base
+	wg          sync.WaitGroup  // counts watch goroutines
 
 	services atomic.Pointer[map[string]*service] // immutable map, replaced under mu
 
@@ -182,6 +207,9 @@ func NewDiscovery(opts DiscoveryOptions) *Discovery {
 		listTimeout: cmp.Or(opts.ListTimeout, DefaultListTimeout),
 		idleTimeout: opts.IdleTimeout,
 		maxServices: opts.MaxServices,
+		ejection:    opts.Ejection.withDefaults(),
+		budget:      opts.RetryBudget.withDefaults(),
+		calls:       opts.Calls,
 	}
 	if d.idleTimeout <= 0 {
 		d.idleTimeout = DefaultIdleTimeout
@@ -195,6 +223,7 @@ func NewDiscovery(opts DiscoveryOptions) *Discovery {
 	if d.lookup == nil {
 		d.lookup = func(string) (string, bool) { return "", false }
 	}
+	d.metrics = newClientMetrics(opts.Metrics, d.log)
 	d.services.Store(&map[string]*service{})
 	return d
 }
@@ -210,14 +239,16 @@ const (
 
 // service is the resolution state of one service name.
 type service struct {
-	name     string
-	source   source
-	template string // override URL template, "" if none
-	prefix   string // registry prefix (fromRegistry)
+	name   string
+	base   string // "http://" + name, what BaseURL returns
+	source source
+	prefix string // registry prefix (fromRegistry)
 
 	snap atomic.Pointer[snapshot] // nil until first listed
 	rr   atomic.Uint64            // round-robin counter
 	used atomic.Bool              // resolved since the last sweep (fromRegistry)
+
+	budget *budget // retries of calls to this service
 
 	ready  chan struct{}      // closed after the first listing attempt (fromRegistry)
 	cancel context.CancelFunc // stops the watch goroutine (fromRegistry)
@@ -229,70 +260,169 @@ type service struct {
 
 // snapshot is an immutable set of instances.
 type snapshot struct {
-	instances []Instance // sorted by Key
-	bases     []string   // instances[i].BaseURL, for BaseURL without allocation
-	rev       int64      // etcd revision it reflects (fromRegistry)
+	instances []Instance   // sorted by Key
+	bases     []string     // instances[i].BaseURL, for Pick without allocation
+	states    []*instState // instances[i]'s outlier state, shared with the next snapshot while its key is unchanged
+	rev       int64        // etcd revision it reflects (fromRegistry)
 }
 
-func newSnapshot(instances []Instance, rev int64) *snapshot {
-	slices.SortFunc(instances, func(a, b Instance) int { return strings.Compare(a.Key, b.Key) })
-	bases := make([]string, len(instances))
-	for i, inst := range instances {
-		bases[i] = inst.BaseURL
+// newSnapshot returns a snapshot of instances; mods[i] (nil: all 0) is
+// the etcd ModRevision of instances[i]'s key. An instance of old whose key
+// has the same ModRevision keeps its outlier state; a new or re-registered
+// key (a new PUT) starts in rotation.
+func newSnapshot(instances []Instance, mods []int64, rev int64, old *snapshot) *snapshot {
+	idx := make([]int, len(instances))
+	for i := range idx {
+		idx[i] = i
 	}
-	return &snapshot{instances: instances, bases: bases, rev: rev}
+	slices.SortFunc(idx, func(a, b int) int { return strings.Compare(instances[a].Key, instances[b].Key) })
+	snap := &snapshot{
+		instances: make([]Instance, len(instances)),
+		bases:     make([]string, len(instances)),
+		states:    make([]*instState, len(instances)),
+		rev:       rev,
+	}
+	for j, i := range idx {
+		inst := instances[i]
+		var mod int64
+		if mods != nil {
+			mod = mods[i]
+		}
+		snap.instances[j] = inst
+		snap.bases[j] = inst.BaseURL
+		snap.states[j] = old.stateOf(inst.Key, inst.BaseURL, mod)
+	}
+	return snap
 }
 
-// BaseURL returns the base URL ("http://host:port") of an instance of the
-// service name, taking the instances round-robin. It returns a
-// [*NoInstanceError] if there is none.
+// stateOf returns the outlier state of the instance at key (and base) with
+// ModRevision mod in s, or a fresh one if s has no such instance, or has
+// it at another revision.
+func (s *snapshot) stateOf(key, base string, mod int64) *instState {
+	if s != nil {
+		i, ok := slices.BinarySearchFunc(s.instances, key, func(in Instance, k string) int { return strings.Compare(in.Key, k) })
+		if ok && s.bases[i] == base && s.states[i].mod == mod {
+			return s.states[i]
+		}
+	}
+	return &instState{mod: mod}
+}
+
+// BaseURL returns "http://<name>", the base URL of every call to the
+// service name through [NewClient] or [NewTransport], which resolve an
+// instance for each attempt: a caller never holds an instance's address.
+// It returns a [*NoInstanceError] if the service has no instance now (so
+// a caller can fail early), an error for a name that breaks the naming
+// rule, and a [*TooManyServicesError] past DiscoveryOptions.MaxServices.
+// It does not allocate once the name is known.
+//
+//	base, err := d.BaseURL("orders") // "http://orders"
+//	resp, err := client.Get(base + "/1.x/fr/orders/42")
 func (d *Discovery) BaseURL(name string) (string, error) {
 	s, snap, err := d.resolve(name)
 	if err != nil {
 		return "", err
 	}
-	switch n := len(snap.bases); n {
-	case 0:
+	if len(snap.bases) == 0 {
 		return "", &NoInstanceError{Service: name}
-	case 1:
-		return snap.bases[0], nil
-	default:
-		return snap.bases[(s.rr.Add(1)-1)%uint64(n)], nil
 	}
+	return s.base, nil
 }
 
-// URL returns the URL of an instance of the service name (taken
-// round-robin) for the instance's URI template expanded with values (see
-// [Expand]). With an override that is a URL template, it is the template
-// expanded. The template of an instance is its registry uri_spec, or for
-// an override base URL or the port convention the configuration key
+// Pick returns the base URL ("http://host:port", or an override's base
+// URL) of an instance of the service name for one attempt of a call:
+// round-robin in key order over the instances that are neither ejected
+// ([EjectionOptions]) nor in tried (base URLs already tried by this call;
+// a retry takes the next one after the last tried, without moving the
+// round-robin, so that retries do not skew the balance).
+// If every instance not tried is ejected, it picks one of those anyway; if
+// every instance was tried, it returns a [*NoInstanceError] whose Err is
+// [ErrAllTried]. It returns a [*NoInstanceError] if there is no instance.
+// It does not allocate.
+//
+// Pick is the low-level resolver of [NewTransport]; code calling a
+// service over HTTP uses [NewClient] and never needs it.
+func (d *Discovery) Pick(name string, tried []string) (string, error) {
+	s, snap, err := d.resolve(name)
+	if err != nil {
+		return "", err
+	}
+	i, err := pick(s, snap, tried, time.Now().UnixNano())
+	if err != nil {
+		return "", err
+	}
+	return snap.bases[i], nil
+}
+
+// ErrAllTried is the Err of the [*NoInstanceError] of [Discovery.Pick]
+// when every instance was tried already.
+var ErrAllTried = errors.New("every instance was tried")
+
+// pick returns the index in snap of the instance of s for the next
+// attempt; see [Discovery.Pick].
+func pick(s *service, snap *snapshot, tried []string, now int64) (int, error) {
+	n := len(snap.bases)
+	switch {
+	case n == 0:
+		return 0, &NoInstanceError{Service: s.name}
+	case n == 1 && len(tried) == 0:
+		return 0, nil
+	}
+	var start int
+	if len(tried) == 0 {
+		start = int((s.rr.Add(1) - 1) % uint64(n))
+	} else if last := slices.Index(snap.bases, tried[len(tried)-1]); last >= 0 {
+		start = (last + 1) % n // a retry does not move the round-robin
+	}
+	fallback := -1
+	for j := range n {
+		i := (start + j) % n
+		if slices.Contains(tried, snap.bases[i]) {
+			continue
+		}
+		if !snap.states[i].ejected(now) {
+			return i, nil
+		}
+		if fallback < 0 {
+			fallback = i
+		}
+	}
+	if fallback >= 0 {
+		return fallback, nil
+	}
+	return 0, &NoInstanceError{Service: s.name, Err: ErrAllTried}
+}
+
+// URL returns "http://<name>" followed by the service's URI template
+// expanded with values (see [Expand]): the URL of a call through
+// [NewClient] or [NewTransport], which resolve an instance for each
+// attempt. For "/1.x/{territory}/users/{userid}", territory=fr and
+// userid=42, URL("users", ...) is "http://users/1.x/fr/users/42".
+//
+// The template is, in this order: the path of a discovery.override.<name>
+// that is a URL template; the uri_spec of an instance from the registry
+// (instances of one service are expected to share it; during a rollout
+// that changes it, the first instance in key order that has one); for an override
+// base URL or the port convention, the configuration key
 // services.<name>.uri-spec. It returns a [*NoInstanceError] if there is no
-// instance, and an error if the instance has no template or a value is
-// missing.
+// instance, and an error if there is no template or a value is missing.
 func (d *Discovery) URL(name string, values map[string]string) (string, error) {
 	s, snap, err := d.resolve(name)
 	if err != nil {
 		return "", err
 	}
-	if s.template != "" {
-		return Expand(s.template, values)
-	}
-	n := len(snap.instances)
-	if n == 0 {
+	if len(snap.instances) == 0 {
 		return "", &NoInstanceError{Service: name}
 	}
-	inst := snap.instances[0]
-	if n > 1 {
-		inst = snap.instances[(s.rr.Add(1)-1)%uint64(n)]
+	i := slices.IndexFunc(snap.instances, func(in Instance) bool { return in.Record.URISpec != "" })
+	if i < 0 {
+		return "", fmt.Errorf("registry: url of %s: instance %s has no uri-spec", name, snap.instances[0].Addr)
 	}
-	if inst.Record.URISpec == "" {
-		return "", fmt.Errorf("registry: url of %s: instance %s has no uri-spec", name, inst.Addr)
-	}
-	path, err := Expand(inst.Record.URISpec, values)
+	path, err := Expand(snap.instances[i].Record.URISpec, values)
 	if err != nil {
 		return "", err
 	}
-	return inst.BaseURL + path, nil
+	return s.base + path, nil
 }
 
 // Instances returns the known instances of the service name, sorted by key;
@@ -375,6 +505,9 @@ func (d *Discovery) Close() error {
 	if monitor != nil {
 		monitor.Close()
 	}
+	if d.base != nil {
+		d.base.CloseIdleConnections()
+	}
 	return nil
 }
 
@@ -444,6 +577,8 @@ func (d *Discovery) add(name string) (*service, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.base = "http://" + name
+	s.budget = newBudget(d.budget)
 	if s.source == fromRegistry {
 		if d.watched >= d.maxServices {
 			if !d.capped {
@@ -550,7 +685,7 @@ func (d *Discovery) newService(name string) (*service, error) {
 			AdminPort:   ports.Admin,
 			URISpec:     spec,
 		},
-	}}, 0))
+	}}, nil, 0, nil))
 	return s, nil
 }
 
@@ -591,14 +726,13 @@ func (d *Discovery) overrideService(name, v string) (*service, error) {
 		if err := checkTemplate(path); err != nil {
 			return nil, bad(err.Error())
 		}
-		s.template = v
 		inst.BaseURL = scheme + "://" + hostport
 		inst.Record.URISpec = path
 	} else {
 		inst.BaseURL = strings.TrimSuffix(v, "/")
 		inst.Record.URISpec, _ = d.lookup("services." + name + ".uri-spec")
 	}
-	s.snap.Store(newSnapshot([]Instance{inst}, 0))
+	s.snap.Store(newSnapshot([]Instance{inst}, nil, 0, nil))
 	return s, nil
 }
 
@@ -655,6 +789,7 @@ func (d *Discovery) list(ctx context.Context, s *service) (int64, error) {
 		return 0, fmt.Errorf("registry: list %s: %w", s.prefix, err)
 	}
 	instances := make([]Instance, 0, len(resp.Kvs))
+	mods := make([]int64, 0, len(resp.Kvs))
 	for _, kv := range resp.Kvs {
 		inst, err := ParseInstance(string(kv.Key), kv.Value)
 		if err != nil {
@@ -662,8 +797,9 @@ func (d *Discovery) list(ctx context.Context, s *service) (int64, error) {
 			continue
 		}
 		instances = append(instances, inst)
+		mods = append(mods, kv.ModRevision)
 	}
-	s.snap.Store(newSnapshot(instances, resp.Header.Revision))
+	s.snap.Store(newSnapshot(instances, mods, resp.Header.Revision, s.snap.Load()))
 	return resp.Header.Revision, nil
 }
 
@@ -696,9 +832,13 @@ func (d *Discovery) follow(ctx context.Context, s *service, from int64) error {
 // apply makes a new snapshot of s with events applied.
 func (d *Discovery) apply(s *service, events []*clientv3.Event, rev int64) {
 	old := s.snap.Load()
-	byKey := make(map[string]Instance, len(old.instances)+len(events))
-	for _, inst := range old.instances {
-		byKey[inst.Key] = inst
+	type entry struct {
+		inst Instance
+		mod  int64
+	}
+	byKey := make(map[string]entry, len(old.instances)+len(events))
+	for i, inst := range old.instances {
+		byKey[inst.Key] = entry{inst, old.states[i].mod}
 	}
 	for _, ev := range events {
 		key := string(ev.Kv.Key)
@@ -710,16 +850,18 @@ func (d *Discovery) apply(s *service, events []*clientv3.Event, rev int64) {
 				delete(byKey, key)
 				continue
 			}
-			byKey[key] = inst
+			byKey[key] = entry{inst, ev.Kv.ModRevision}
 		case mvccpb.DELETE:
 			delete(byKey, key)
 		}
 	}
 	instances := make([]Instance, 0, len(byKey))
-	for _, inst := range byKey {
-		instances = append(instances, inst)
+	mods := make([]int64, 0, len(byKey))
+	for _, e := range byKey {
+		instances = append(instances, e.inst)
+		mods = append(mods, e.mod)
 	}
-	s.snap.Store(newSnapshot(instances, rev))
+	s.snap.Store(newSnapshot(instances, mods, rev, old))
 }
 
 // broken records that s's watch failed with err; it logs the first

@@ -104,8 +104,8 @@ func TestUnknownNamesReleased(t *testing.T) {
 			for i := next.Add(1); i <= names; i = next.Add(1) {
 				name := fmt.Sprintf("unknown-%d", i)
 				var noInstance *registry.NoInstanceError
-				if _, err := d.BaseURL(name); !errors.As(err, &noInstance) || noInstance.Err != nil {
-					t.Errorf("BaseURL(%s) = %v; want a *NoInstanceError (none registered)", name, err)
+				if _, err := d.Pick(name, nil); !errors.As(err, &noInstance) || noInstance.Err != nil {
+					t.Errorf("Pick(%s) = %v; want a *NoInstanceError (none registered)", name, err)
 					return
 				}
 			}
@@ -146,8 +146,8 @@ func TestUnknownNamesReleased(t *testing.T) {
 
 	// A released name resolves again, from a fresh listing.
 	register(t, newRegistrar(t, srv.Client(t), record("unknown-1", "a", 8010), registry.RegistrarOptions{}))
-	if got, err := d.BaseURL("unknown-1"); err != nil || got != "http://127.0.0.1:8010" {
-		t.Errorf("BaseURL(unknown-1) after release and registration = %q, %v; want http://127.0.0.1:8010", got, err)
+	if got, err := d.Pick("unknown-1", nil); err != nil || got != "http://127.0.0.1:8010" {
+		t.Errorf("Pick(unknown-1) after release and registration = %q, %v; want http://127.0.0.1:8010", got, err)
 	}
 }
 
@@ -180,37 +180,37 @@ func TestMaxServices(t *testing.T) {
 		{"Bad", "", nil},
 	}
 	for _, tc := range tests {
-		got, err := d.BaseURL(tc.name)
+		got, err := d.Pick(tc.name, nil)
 		switch {
 		case tc.want != "":
 			if err != nil || got != tc.want {
-				t.Errorf("BaseURL(%s) = %q, %v; want %q", tc.name, got, err, tc.want)
+				t.Errorf("Pick(%s) = %q, %v; want %q", tc.name, got, err, tc.want)
 			}
 		case tc.wantErr != nil:
 			if !errors.As(err, tc.wantErr) {
-				t.Errorf("BaseURL(%s) = %q, %v; want an error of type %T", tc.name, got, err, tc.wantErr)
+				t.Errorf("Pick(%s) = %q, %v; want an error of type %T", tc.name, got, err, tc.wantErr)
 			}
 		default:
 			if err == nil || !strings.Contains(err.Error(), "must match") {
-				t.Errorf("BaseURL(%s) = %q, %v; want an invalid name error", tc.name, got, err)
+				t.Errorf("Pick(%s) = %q, %v; want an invalid name error", tc.name, got, err)
 			}
 		}
 	}
-	_, err := d.BaseURL("unknown-3")
+	_, err := d.Pick("unknown-3", nil)
 	var tooMany *registry.TooManyServicesError
 	if !errors.As(err, &tooMany) || tooMany.Max != 3 || tooMany.Service != "unknown-3" ||
 		!strings.Contains(err.Error(), "3") || !strings.Contains(err.Error(), "MaxServices") {
-		t.Fatalf("BaseURL(unknown-3) past the cap = %v; want a *TooManyServicesError naming the cap 3 and MaxServices", err)
+		t.Fatalf("Pick(unknown-3) past the cap = %v; want a *TooManyServicesError naming the cap 3 and MaxServices", err)
 	}
 	// Keep orders in use; unknown-2 and unknown-1 go idle and free slots.
 	waitFor(t, 20*idle, func() bool {
-		if _, err := d.BaseURL("orders"); err != nil {
-			t.Fatalf("BaseURL(orders) while waiting: %v", err)
+		if _, err := d.Pick("orders", nil); err != nil {
+			t.Fatalf("Pick(orders) while waiting: %v", err)
 		}
-		_, err := d.BaseURL("unknown-3")
+		_, err := d.Pick("unknown-3", nil)
 		return !errors.As(err, &tooMany)
 	}, func() string { return "unknown-3 still refused: no idle name was released" })
-	if got, err := d.BaseURL("orders"); err != nil || got != "http://127.0.0.1:8010" {
-		t.Errorf("BaseURL(orders) after the sweep = %q, %v; want it kept", got, err)
+	if got, err := d.Pick("orders", nil); err != nil || got != "http://127.0.0.1:8010" {
+		t.Errorf("Pick(orders) after the sweep = %q, %v; want it kept", got, err)
 	}
 }

@@ -63,22 +63,22 @@ func TestDiscoveryWithoutRegistry(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := d.BaseURL(tc.name)
+			got, err := d.Pick(tc.name, nil)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
-					t.Fatalf("BaseURL(%q) = %q, %v; want error containing %q", tc.name, got, err, tc.wantErr)
+					t.Fatalf("Pick(%q) = %q, %v; want error containing %q", tc.name, got, err, tc.wantErr)
 				}
 				return
 			}
 			if err != nil || got != tc.wantURL {
-				t.Fatalf("BaseURL(%q) = %q, %v; want %q", tc.name, got, err, tc.wantURL)
+				t.Fatalf("Pick(%q) = %q, %v; want %q", tc.name, got, err, tc.wantURL)
 			}
 		})
 	}
 
 	var noInstance *registry.NoInstanceError
-	if _, err := d.BaseURL("unknown"); !errors.As(err, &noInstance) || noInstance.Service != "unknown" {
-		t.Errorf("BaseURL(unknown) error = %v; want a *NoInstanceError for unknown", err)
+	if _, err := d.Pick("unknown", nil); !errors.As(err, &noInstance) || noInstance.Service != "unknown" {
+		t.Errorf("Pick(unknown) error = %v; want a *NoInstanceError for unknown", err)
 	}
 
 	urls := []struct {
@@ -86,7 +86,7 @@ func TestDiscoveryWithoutRegistry(t *testing.T) {
 		values map[string]string
 		want   string
 	}{
-		{"payments", map[string]string{"territory": "fr", "id": "a b"}, "http://mock:7000/v2/fr/pay/a%20b"},
+		{"payments", map[string]string{"territory": "fr", "id": "a b"}, "http://payments/v2/fr/pay/a%20b"},
 		{"users", nil, ""}, // no uri-spec known
 	}
 	for _, tc := range urls {
@@ -109,11 +109,11 @@ func TestDiscoveryWithoutRegistry(t *testing.T) {
 		t.Errorf("Check = %v; want nil without a registry", err)
 	}
 	d.Close()
-	if _, err := d.BaseURL("never-seen"); !errors.Is(err, registry.ErrClosed) {
+	if _, err := d.Pick("never-seen", nil); !errors.Is(err, registry.ErrClosed) {
 		t.Errorf("BaseURL after Close = %v; want ErrClosed", err)
 	}
-	if got, err := d.BaseURL("users"); err != nil || got != "http://users.internal:8020" {
-		t.Errorf("BaseURL(users) after Close = %q, %v; want the known instance", got, err)
+	if got, err := d.Pick("users", nil); err != nil || got != "http://users.internal:8020" {
+		t.Errorf("Pick(users) after Close = %q, %v; want the known instance", got, err)
 	}
 }
 
@@ -143,7 +143,7 @@ func TestDiscoverTwoInstances(t *testing.T) {
 
 	seen := map[string]int{}
 	for range 10 {
-		u, err := d.BaseURL("orders")
+		u, err := d.Pick("orders", nil)
 		if err != nil {
 			t.Fatalf("BaseURL: %v", err)
 		}
@@ -153,8 +153,11 @@ func TestDiscoverTwoInstances(t *testing.T) {
 		t.Errorf("BaseURL over 10 calls = %v; want 5 each of :8010 and :8020", seen)
 	}
 	u, err := d.URL("orders", map[string]string{"territory": "fr", "userid": "42"})
-	if err != nil || !strings.HasSuffix(u, "/1.x/fr/users/42") || !strings.HasPrefix(u, "http://127.0.0.1:80") {
-		t.Errorf("URL(orders) = %q, %v; want http://127.0.0.1:80x0/1.x/fr/users/42", u, err)
+	if err != nil || u != "http://orders/1.x/fr/users/42" {
+		t.Errorf("URL(orders) = %q, %v; want http://orders/1.x/fr/users/42 (the service, never an instance)", u, err)
+	}
+	if b, err := d.BaseURL("orders"); err != nil || b != "http://orders" {
+		t.Errorf("BaseURL(orders) = %q, %v; want http://orders", b, err)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -174,8 +177,8 @@ func TestDiscoverTwoInstances(t *testing.T) {
 	waitFor(t, time.Second, func() bool { return len(keys(t, d, "orders")) == 0 },
 		func() string { return "instances left after both deregistered" })
 	var noInstance *registry.NoInstanceError
-	if _, err := d.BaseURL("orders"); !errors.As(err, &noInstance) || noInstance.Service != "orders" {
-		t.Errorf("BaseURL(orders) with none registered = %v; want *NoInstanceError for orders", err)
+	if _, err := d.Pick("orders", nil); !errors.As(err, &noInstance) || noInstance.Service != "orders" {
+		t.Errorf("Pick(orders) with none registered = %v; want *NoInstanceError for orders", err)
 	}
 }
 
@@ -191,8 +194,8 @@ func TestOverrideBeatsRegistry(t *testing.T) {
 		Lookup:      lookup(map[string]string{"discovery.override.orders": "http://localhost:9000"}),
 	})
 	defer d.Close()
-	if got, err := d.BaseURL("orders"); err != nil || got != "http://localhost:9000" {
-		t.Errorf("BaseURL(orders) = %q, %v; want the override", got, err)
+	if got, err := d.Pick("orders", nil); err != nil || got != "http://localhost:9000" {
+		t.Errorf("Pick(orders) = %q, %v; want the override", got, err)
 	}
 }
 
@@ -318,14 +321,14 @@ func TestDiscoveryCheckReportsBrokenWatch(t *testing.T) {
 	srv.Stop()
 	waitFor(t, 10*time.Second, func() bool { return d.Check(ctx) != nil },
 		func() string { return "Check = nil with etcd down" })
-	if got, err := d.BaseURL("orders"); err != nil || got != "http://127.0.0.1:8010" {
+	if got, err := d.Pick("orders", nil); err != nil || got != "http://127.0.0.1:8010" {
 		t.Errorf("BaseURL with etcd down = %q, %v; want the last known instance", got, err)
 	}
 	// A service first asked for while etcd is down: a NoInstanceError
 	// saying why.
 	var noInstance *registry.NoInstanceError
-	if _, err := d.BaseURL("users"); !errors.As(err, &noInstance) || noInstance.Err == nil {
-		t.Errorf("BaseURL(users) with etcd down = %v; want *NoInstanceError with a cause", err)
+	if _, err := d.Pick("users", nil); !errors.As(err, &noInstance) || noInstance.Err == nil {
+		t.Errorf("Pick(users) with etcd down = %v; want *NoInstanceError with a cause", err)
 	}
 
 	srv.Restart(t)
@@ -333,7 +336,7 @@ func TestDiscoveryCheckReportsBrokenWatch(t *testing.T) {
 		func() string { return fmt.Sprintf("Check = %v after restart", d.Check(ctx)) })
 	register(t, newRegistrar(t, srv.Client(t), record("users", "u", 8040), registry.RegistrarOptions{}))
 	waitFor(t, 10*time.Second, func() bool {
-		_, err := d.BaseURL("users")
+		_, err := d.Pick("users", nil)
 		return err == nil
 	}, func() string { return "users not discovered after restart" })
 }

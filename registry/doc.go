@@ -35,17 +35,23 @@
 //
 // # Discovering
 //
-// A [Discovery] resolves a service name to a base URL
-// ([Discovery.BaseURL]) or a full URL ([Discovery.URL], expanding the
-// instance's URI template with [Expand]), round-robin across instances,
-// from an in-memory cache that an etcd watch keeps current. A
+// A [Discovery] resolves a service name to its base URL
+// ([Discovery.BaseURL]: "http://orders") or a full URL ([Discovery.URL]:
+// the instance's URI template expanded with [Expand],
+// "http://users/1.x/fr/users/42"): the service's name, never an
+// instance's address. [NewClient] sends such URLs: [Discovery.Pick] picks
+// an instance for every attempt, round-robin across the instances of an
+// in-memory cache that an etcd watch keeps current, skipping instances
+// ejected for failing ([EjectionOptions]); an attempt that could not reach
+// the handler is retried on another instance, an idempotent one also after
+// a per-attempt timeout or a 502/503/504 within a [RetryBudget]; calls are
+// bounded by timeouts and counted in metrics (docs/calls.md). A
 // discovery.override.<name> configuration key takes precedence over the
-// registry; without a registry the port convention applies. [NewTransport]
-// makes an http.RoundTripper that sends "http://<service>/path" to an
-// instance resolved per request, and refuses anything that is not a
-// service name ([RefusedError]): it is not a proxy. [WithHops] and
-// [MaxHops] bound relay loops. [DiscoveryOptions.MaxServices] and
-// [DiscoveryOptions.IdleTimeout] bound what names nobody registered cost.
+// registry; without a registry the port convention applies. The transport
+// refuses anything that is not a service name ([RefusedError]): it is not
+// a proxy. [WithHops] and [MaxHops] bound relay loops.
+// [DiscoveryOptions.MaxServices] and [DiscoveryOptions.IdleTimeout] bound
+// what names nobody registered cost.
 //
 //	cli, _ := clientv3.New(clientv3.Config{Endpoints: []string{"127.0.0.1:2379"}})
 //
@@ -59,8 +65,9 @@
 //
 //	disc := registry.NewDiscovery(registry.DiscoveryOptions{Client: cli, Environment: "dev"})
 //	defer disc.Close()
-//	client := &http.Client{Transport: registry.NewTransport(disc, nil)}
-//	resp, err := client.Get("http://users/1.x/fr/users/42")
+//	client := registry.NewClient(disc, registry.ClientOptions{})
+//	u, err := disc.URL("users", map[string]string{"territory": "fr", "userid": "42"})
+//	resp, err := client.Get(u) // http://users/1.x/fr/users/42
 //
 // The package needs the etcd client only: it never starts etcd. Its tests
 // run a real embedded etcd through internal/etcdtest.

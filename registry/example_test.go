@@ -54,7 +54,8 @@ func ExampleExpand() {
 }
 
 // Without a registry, names resolve through overrides and the port
-// convention.
+// convention. BaseURL names the service, never an instance: the client
+// picks one per attempt. Pick shows the instance an attempt would reach.
 func ExampleDiscovery_BaseURL() {
 	config := map[string]string{
 		"services.users.offset":       "20",
@@ -70,17 +71,19 @@ func ExampleDiscovery_BaseURL() {
 	})
 	defer d.Close()
 	for _, name := range []string{"orders", "users", "payments", "stock"} {
-		u, err := d.BaseURL(name)
-		fmt.Println(name, u, err)
+		base, err := d.BaseURL(name)
+		inst, _ := d.Pick(name, nil)
+		fmt.Println(name, base, inst, err)
 	}
 	// Output:
-	// orders http://localhost:8010 <nil>
-	// users http://localhost:8020 <nil>
-	// payments http://localhost:9000 <nil>
-	// stock  registry: no instance of service "stock": no registry configured, and neither discovery.override.stock nor services.stock.offset is set
+	// orders http://orders http://localhost:8010 <nil>
+	// users http://users http://localhost:8020 <nil>
+	// payments http://payments http://localhost:9000 <nil>
+	// stock   registry: no instance of service "stock": no registry configured, and neither discovery.override.stock nor services.stock.offset is set
 }
 
-// An override can be a URL template, which URL expands.
+// An override can be a URL template, whose path URL expands; the URL
+// names the service, and the client sends it to the override's address.
 func ExampleDiscovery_URL() {
 	d := registry.NewDiscovery(registry.DiscoveryOptions{
 		Lookup: func(key string) (string, bool) {
@@ -93,28 +96,39 @@ func ExampleDiscovery_URL() {
 	defer d.Close()
 	u, err := d.URL("users", map[string]string{"territory": "fr", "userid": "42"})
 	fmt.Println(u, err)
+	inst, _ := d.Pick("users", nil)
+	fmt.Println(inst)
 	// Output:
-	// http://localhost:9000/1.x/fr/users/42 <nil>
+	// http://users/1.x/fr/users/42 <nil>
+	// http://localhost:9000
 }
 
-func ExampleNewTransport() {
+func ExampleNewClient() {
 	users := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "users got %s", r.URL.Path)
 	}))
 	defer users.Close()
 	d := registry.NewDiscovery(registry.DiscoveryOptions{
 		Lookup: func(key string) (string, bool) {
-			if key == "discovery.override.users" {
+			switch key {
+			case "discovery.override.users":
 				return users.URL, true
+			case "services.users.uri-spec":
+				return "/1.x/{territory}/users/{userid}", true
 			}
 			return "", false
 		},
 	})
 	defer d.Close()
-	client := &http.Client{Transport: registry.NewTransport(d, nil)}
+	client := registry.NewClient(d, registry.ClientOptions{})
 	defer client.CloseIdleConnections()
 
-	resp, err := client.Get("http://users/1.x/fr/users/42")
+	u, err := d.URL("users", map[string]string{"territory": "fr", "userid": "42"})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	resp, err := client.Get(u) // http://users/1.x/fr/users/42
 	if err != nil {
 		fmt.Println(err)
 		return

@@ -94,7 +94,7 @@ func TestTransportRefusesNonServiceURLs(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.url, func(t *testing.T) {
 			base := &countingBase{}
-			tr := registry.NewTransport(fixed("http://127.0.0.1:"+p), base)
+			tr := registry.NewTransport(fixed("http://127.0.0.1:"+p), registry.ClientOptions{Base: base})
 			body := &closeRecorder{Reader: strings.NewReader("x")}
 			req, err := http.NewRequestWithContext(context.Background(), http.MethodPost, tc.url, body)
 			if err != nil {
@@ -121,7 +121,7 @@ func TestTransportRefusesNonServiceURLs(t *testing.T) {
 	}
 	// Through a real base transport: the listener at the address never
 	// sees a connection.
-	c := &http.Client{Transport: registry.NewTransport(fixed("http://127.0.0.1:"+p), nil)}
+	c := &http.Client{Transport: registry.NewTransport(fixed("http://127.0.0.1:"+p), registry.ClientOptions{})}
 	defer c.CloseIdleConnections()
 	for _, u := range []string{"http://127.0.0.1:" + p + "/", "http://localhost:" + p + "/"} {
 		if _, err := get(t, c, u); err == nil {
@@ -133,7 +133,7 @@ func TestTransportRefusesNonServiceURLs(t *testing.T) {
 	}
 	// A service name still goes through.
 	base := &countingBase{}
-	resp, err := registry.NewTransport(fixed("http://127.0.0.1:"+p), base).RoundTrip(
+	resp, err := registry.NewTransport(fixed("http://127.0.0.1:"+p), registry.ClientOptions{Base: base}).RoundTrip(
 		mustRequest(t, context.Background(), "http://orders/x"))
 	if err != nil || resp.StatusCode != http.StatusNoContent || base.n.Load() != 1 {
 		t.Errorf("RoundTrip(http://orders/x) = %v, %v (base called %d times); want the base's 204", resp, err, base.n.Load())
@@ -146,7 +146,7 @@ func TestTransportRefusesRedirectToAddress(t *testing.T) {
 	tg := newTarget(t)
 	redirect := echoRedirect("http://127.0.0.1:" + tg.port() + "/admin/config")
 	defer redirect.Close()
-	c := &http.Client{Transport: registry.NewTransport(fixed(redirect.URL), nil)}
+	c := &http.Client{Transport: registry.NewTransport(fixed(redirect.URL), registry.ClientOptions{})}
 	defer c.CloseIdleConnections()
 	_, err := get(t, c, "http://orders/x")
 	var refused *registry.RefusedError
@@ -207,7 +207,7 @@ func TestTransportHops(t *testing.T) {
 				ctx = registry.WithHops(ctx, in)
 			}
 			out := mustRequest(t, ctx, "http://orders/x")
-			resp, err := registry.NewTransport(fixed("http://127.0.0.1:1"), base).RoundTrip(out)
+			resp, err := registry.NewTransport(fixed("http://127.0.0.1:1"), registry.ClientOptions{Base: base}).RoundTrip(out)
 			if tc.wantLoop {
 				var loop *registry.LoopError
 				if !errors.As(err, &loop) || called != 0 {

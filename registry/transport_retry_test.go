@@ -17,7 +17,7 @@ type rotation struct {
 	n     atomic.Uint64
 }
 
-func (r *rotation) BaseURL(string) (string, error) {
+func (r *rotation) Pick(string, []string) (string, error) {
 	return r.bases[(r.n.Add(1)-1)%uint64(len(r.bases))], nil
 }
 
@@ -48,14 +48,14 @@ func TestTransportRetriesRefusedDial(t *testing.T) {
 	}{
 		{"get skips a dead instance", []string{dead, live.URL}, http.MethodGet, "", true},
 		{"post with GetBody skips it too", []string{dead, live.URL}, http.MethodPost, "payload", true},
-		{"all dead: the dial error after DialAttempts", []string{dead, dead, dead, dead}, http.MethodGet, "", false},
+		{"all dead: the dial error after MaxAttempts", []string{dead, dead, dead, dead}, http.MethodGet, "", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := &rotation{bases: tt.bases}
 			base := &http.Transport{}
 			defer base.CloseIdleConnections()
-			c := &http.Client{Transport: registry.NewTransport(r, base)}
+			c := &http.Client{Transport: registry.NewTransport(r, registry.ClientOptions{Base: base})}
 			var body *strings.Reader
 			req, err := http.NewRequest(tt.method, "http://orders/x", nil)
 			if tt.body != "" {
@@ -77,8 +77,8 @@ func TestTransportRetriesRefusedDial(t *testing.T) {
 			if err == nil || !errors.As(err, &op) {
 				t.Fatalf("all instances dead: err = %v; want the dial error", err)
 			}
-			if got := r.n.Load(); got != registry.DialAttempts {
-				t.Errorf("resolved %d times; want DialAttempts = %d", got, registry.DialAttempts)
+			if got := r.n.Load(); got != registry.DefaultMaxAttempts {
+				t.Errorf("resolved %d times; want DefaultMaxAttempts = %d", got, registry.DefaultMaxAttempts)
 			}
 		})
 	}

@@ -34,7 +34,7 @@ func TestTransportReusesConnections(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 
-	c := &http.Client{Transport: registry.NewTransport(fixed(srv.URL), nil)}
+	c := &http.Client{Transport: registry.NewTransport(fixed(srv.URL), registry.ClientOptions{})}
 	const callers, each = 16, 50
 	var wg sync.WaitGroup
 	for range callers {

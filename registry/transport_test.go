@@ -55,7 +55,7 @@ func TestTransportThroughRegistry(t *testing.T) {
 	register(t, newRegistrar(t, srv.Client(t), record("orders", "2", port(t, two)), registry.RegistrarOptions{}))
 	d := registry.NewDiscovery(registry.DiscoveryOptions{Client: srv.Client(t), Environment: "test"})
 	defer d.Close()
-	c := &http.Client{Transport: registry.NewTransport(d, nil)}
+	c := &http.Client{Transport: registry.NewTransport(d, registry.ClientOptions{})}
 	defer c.CloseIdleConnections()
 
 	seen := map[string]bool{}
@@ -83,7 +83,7 @@ func TestTransportThroughRegistry(t *testing.T) {
 // fixed resolves every name to one base URL.
 type fixed string
 
-func (f fixed) BaseURL(string) (string, error) { return string(f), nil }
+func (f fixed) Pick(string, []string) (string, error) { return string(f), nil }
 
 // TestTransportBasePath: a base URL with a path prefixes the request's
 // path, and the request given to RoundTrip is not modified. (Requests for
@@ -91,7 +91,7 @@ func (f fixed) BaseURL(string) (string, error) { return string(f), nil }
 func TestTransportBasePath(t *testing.T) {
 	target := echo("target")
 	defer target.Close()
-	c := &http.Client{Transport: registry.NewTransport(fixed(target.URL+"/prefix/"), nil)}
+	c := &http.Client{Transport: registry.NewTransport(fixed(target.URL+"/prefix/"), registry.ClientOptions{})}
 	defer c.CloseIdleConnections()
 	if body, err := get(t, c, "http://orders/a"); err != nil || !strings.HasPrefix(body, "target 127.0.0.1:") {
 		t.Errorf("GET http://orders/a = %q, %v; want target 127.0.0.1:...", body, err)
@@ -102,7 +102,7 @@ func TestTransportBasePath(t *testing.T) {
 
 	// The request given to RoundTrip is not modified.
 	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://orders/a", nil)
-	resp, err := registry.NewTransport(fixed(target.URL), nil).RoundTrip(req)
+	resp, err := registry.NewTransport(fixed(target.URL), registry.ClientOptions{}).RoundTrip(req)
 	if err != nil {
 		t.Fatal(err)
 	}

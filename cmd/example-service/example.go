@@ -26,9 +26,10 @@ import (
 var Module = svc.Module("example",
 	svc.Config[HelloConfig]("hello"),
 	svc.Defaults(map[string]string{"registry.uri-spec": "/hello/{name}"}),
-	svc.Provide(NewGreeter, NewRelay),
+	svc.Provide(NewGreeter, NewRelay, NewGreet),
 	svc.PublicRoutes(func(g *Greeter) svc.Routes { return g.Routes }),
 	svc.PublicRoutes(func(rl *Relay) svc.Routes { return rl.Routes }),
+	svc.PublicRoutes(func(g *Greet) svc.Routes { return g.Routes }),
 	svc.Readiness(func(g *Greeter) svc.Check { return svc.Check{Name: "greeter", Func: g.Ready} }),
 	svc.AdminTask(func(g *Greeter) admin.Task {
 		return admin.Task{Name: "reset-counts", Help: "print and reset the per-name greeting counts", Run: g.Reset}

@@ -91,6 +91,9 @@ type instance struct {
 	Version     string `json:"version"`
 	StartedAt   string `json:"started_at"`
 	Health      string `json:"health,omitempty"` // ready, not ready, draining, unreachable
+	// EjectedBy lists the running services that keep this instance out of
+	// their rotation (outlier ejection), as their /admin/registry says.
+	EjectedBy []ejection `json:"ejected_by,omitempty"`
 }
 
 // servicesPrefix is where the instances of environment are registered.

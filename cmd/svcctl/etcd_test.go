@@ -120,8 +120,8 @@ func TestLsAndPromSD(t *testing.T) {
 		}
 		for id, health := range map[string]string{"a1": "ready", "a2": "ready", "b1": "unreachable", "g1": "draining"} {
 			for _, l := range lines {
-				if f := strings.Fields(l); slices.Contains(f, id) && f[len(f)-1] != health {
-					t.Errorf("ls line %q: want health %s", l, health)
+				if f := strings.Fields(l); slices.Contains(f, id) && (f[len(f)-2] != health || f[len(f)-1] != "-") {
+					t.Errorf("ls line %q: want health %s, not ejected (-)", l, health)
 				}
 			}
 		}

@@ -11,10 +11,15 @@ import (
 	"time"
 )
 
-const lsHelp = `Usage: svcctl ls [--env E] [--json] [--endpoints HOST:PORT,...] [--timeout 3s]
+const lsHelp = `Usage: svcctl ls [--env E] [--json] [--endpoints HOST:PORT,...] [--timeout 3s] [--token T]
 
 Lists every instance registered in etcd under svc/<env>/services/, grouped
-by service, with its health read from the instance's private port /readyz.
+by service, with its health read from the instance's private port /readyz,
+and, in EJECTED, the running services that keep it out of their rotation
+(outlier ejection is local to each caller: svcctl asks every instance's
+admin /admin/registry; instances of this host on loopback, others only
+with an admin listener off loopback; the token comes from --token or
+SVC_ADMIN_TOKEN).
 etcd is reached through ETCD_ENDPOINTS (and ETCD_USERNAME, ETCD_PASSWORD,
 ETCD_TLS_CA, ETCD_TLS_CERT, ETCD_TLS_KEY, ETCD_DIAL_TIMEOUT, as a service
 reads them). --env defaults to $ENVIRONMENT, then dev. Exits 1 when etcd is
@@ -36,6 +41,7 @@ func cmdLs(ctx context.Context, e *env, args []string) error {
 	var f etcdFlags
 	addEtcdFlags(fs, e, &f)
 	asJSON := fs.Bool("json", false, "print JSON")
+	token := fs.String("token", "", "admin token for /admin/registry (default $SVC_ADMIN_TOKEN)")
 	pos, err := parseFlags(fs, args, lsHelp)
 	if err != nil {
 		return err
@@ -56,6 +62,10 @@ func cmdLs(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stderr, "svcctl: warning: %s\n", cleanCell(w))
 	}
 	checkHealth(ctx, list)
+	if *token == "" {
+		*token = e.getenv(envToken)
+	}
+	checkEjections(ctx, list, *token)
 
 	if *asJSON {
 		groups := map[string][]instance{}
@@ -78,10 +88,10 @@ func cmdLs(ctx context.Context, e *env, args []string) error {
 			services++
 		}
 		rows = append(rows, []string{
-			name, in.ID, in.Addr, dash(in.PrivatePort), dash(in.AdminPort), in.Version, age(in.StartedAt), in.Health,
+			name, in.ID, in.Addr, dash(in.PrivatePort), dash(in.AdminPort), in.Version, age(in.StartedAt), in.Health, ejectedCell(in),
 		})
 	}
-	if err := table(e.stdout, []string{"SERVICE", "ID", "ADDR", "PRIVATE", "ADMIN", "VERSION", "UPTIME", "HEALTH"}, rows); err != nil {
+	if err := table(e.stdout, []string{"SERVICE", "ID", "ADDR", "PRIVATE", "ADMIN", "VERSION", "UPTIME", "HEALTH", "EJECTED"}, rows); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "%s of %s in %s\n", plural(len(list), "instance"), plural(services, "service"), f.env)

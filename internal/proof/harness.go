@@ -37,7 +37,7 @@ func New(t *testing.T) *Harness {
 func NewLoadClient(t testing.TB, r registry.Resolver) *http.Client {
 	base := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second}
 	t.Cleanup(base.CloseIdleConnections)
-	return &http.Client{Transport: registry.NewTransport(r, base), Timeout: 10 * time.Second}
+	return &http.Client{Transport: registry.NewTransport(r, registry.ClientOptions{Base: base}), Timeout: 10 * time.Second}
 }
 
 // NewDiscovery returns a discovery over cli in environment env, closed

@@ -16,6 +16,7 @@ var out = flag.String("proof.out", "", "also write the Markdown report to this f
 
 // TestProof runs every scenario of the proof and writes the report. Run
 // one scenario with -run 'TestProof/<name>': roll, in-place, crash, etcd-faults, hostile,
+// one scenario with -run 'TestProof/<name>': roll, crash, calls, etcd-faults, hostile,
 // performance, scale.
 func TestProof(t *testing.T) {
 	h := proof.New(t)
@@ -74,6 +75,21 @@ func TestProof(t *testing.T) {
 			results = append(results, proof.Crash(t, h.Example, ttl, 800, 32))
 		}
 		proof.ReportCrashes(h.Report, "Crash under load (kill -9)", results)
+	})
+
+	t.Run("calls", func(t *testing.T) {
+		var results []proof.CallsResult
+		for _, fault := range []string{"kill -9", "SIGSTOP"} {
+			cfg := proof.CallsConfig{Fault: fault, TTL: 15 * time.Second, Rate: 200, Workers: 16, For: 8 * time.Second}
+			res := proof.Calls(t, h.Example, cfg)
+			results = append(results, res)
+			for _, sh := range res.Shapes {
+				if sh.Load.Failed > 0 {
+					t.Errorf("calls, %s, %s: %d of %d GETs failed; want 0", fault, sh.Name, sh.Load.Failed, sh.Load.Sent)
+				}
+			}
+		}
+		proof.ReportCalls(h.Report, "Calls between services when a callee fails", results)
 	})
 
 	t.Run("etcd-faults", func(t *testing.T) {

@@ -47,6 +47,19 @@ func NewDelayedResolver(src Instances, delay time.Duration) *DelayedResolver {
 	return &DelayedResolver{src: src, delay: delay, now: time.Now, known: map[string]map[string]*knownServing{}}
 }
 
+// Pick returns the base URL of an instance of name for one attempt of a
+// call, as BaseURL does, avoiding the ones in tried while another is left.
+func (r *DelayedResolver) Pick(name string, tried []string) (string, error) {
+	var base string
+	for range 8 {
+		var err error
+		if base, err = r.BaseURL(name); err != nil || !slices.Contains(tried, base) {
+			return base, err
+		}
+	}
+	return base, nil
+}
+
 // BaseURL returns the base URL of an instance of name, round-robin over the
 // current instances and the removed ones whose delay has not passed.
 func (r *DelayedResolver) BaseURL(name string) (string, error) {
