@@ -151,7 +151,19 @@ type discoveryOut struct {
 
 // provideDiscovery resolves other services: registry-backed with etcd,
 // by override and convention always. It stops after the listeners.
-func provideDiscovery(cli *clientv3.Client, st Settings, live *config.Live, log *slog.Logger, lc fx.Lifecycle, hooks *frameworkHooks) discoveryOut {
+func provideDiscovery(cli *clientv3.Client, st Settings, live *config.Live, tr *tracing.Tracing, reg prometheus.Registerer, log *slog.Logger, lc fx.Lifecycle, hooks *frameworkHooks) (discoveryOut, error) {
+	attempt, err := config.NewVar(live, KeyClientAttemptTimeout, 2*time.Second, config.ParseDuration, nil)
+	if err != nil {
+		return discoveryOut{}, err
+	}
+	call, err := config.NewVar(live, KeyClientTimeout, 10*time.Second, config.ParseDuration, nil)
+	if err != nil {
+		return discoveryOut{}, err
+	}
+	budget := registry.RetryBudget{Percent: float64(st.Discovery.RetryBudget)}
+	if st.Discovery.RetryBudget == 0 {
+		budget.Percent = -1 // none
+	}
 	d := registry.NewDiscovery(registry.DiscoveryOptions{
 		Client:      cli,
 		Environment: st.Environment,
@@ -164,13 +176,23 @@ func provideDiscovery(cli *clientv3.Client, st Settings, live *config.Live, log 
 		Logger:      log,
 		MaxServices: st.Discovery.MaxServices,
 		IdleTimeout: st.Discovery.IdleTimeout,
+		Metrics:     reg,
+		Ejection:    registry.EjectionOptions{Disabled: !st.Discovery.Ejection},
+		RetryBudget: budget,
+		Calls: registry.ClientOptions{
+			Timeouts:    func() (time.Duration, time.Duration) { return attempt.Get(), call.Get() },
+			MaxAttempts: st.Discovery.MaxAttempts,
+			// Every attempt carries the caller's trace context and
+			// request id, and is a client span when tracing exports.
+			WrapAttempt: tr.Transport,
+		},
 	})
 	hooks.append(lc, fx.Hook{OnStop: func(context.Context) error { return d.Close() }}, true)
 	out := discoveryOut{Discovery: d}
 	if cli != nil {
 		out.Checks = []Check{{Name: "discovery", Informational: true, Func: d.Check}}
 	}
-	return out
+	return out, nil
 }
 
 // provideMetrics makes the HTTP metrics and registers the runtime and

@@ -88,26 +88,38 @@ func advertisedHost(host string, log *slog.Logger) string {
 // record this instance advertises (or would, with a registry), and the
 // registrar's status once the registration component made one.
 type registryView struct {
-	instance *Instance
-	settings Settings
-	host     func() string // the advertised host, looked up once
-	r        *registration // nil without etcd, or before the graph is built
+	instance  *Instance
+	settings  Settings
+	discovery *registry.Discovery // for the instances this one ejected from its calls
+	host      func() string       // the advertised host, looked up once
+	r         *registration       // nil without etcd, or before the graph is built
 }
 
-func newRegistryView(in *Instance, st Settings, log *slog.Logger) *registryView {
-	return &registryView{instance: in, settings: st,
+func newRegistryView(in *Instance, st Settings, d *registry.Discovery, log *slog.Logger) *registryView {
+	return &registryView{instance: in, settings: st, discovery: d,
 		host: sync.OnceValue(func() string { return advertisedHost(st.Registry.Host, log) })}
 }
 
+// status is the registrar's status, and the instances of other services
+// this one took out of rotation for its calls ("ejected"; svcctl ls shows
+// them).
 func (v *registryView) status() any {
+	ejected := v.discovery.Ejected()
+	if ejected == nil {
+		ejected = []registry.EjectedInstance{}
+	}
 	if v.r == nil {
-		return map[string]any{"configured": false, "detail": "etcd.endpoints is not set: nothing is registered; discovery uses overrides and the port convention"}
+		return map[string]any{"configured": false, "ejected": ejected,
+			"detail": "etcd.endpoints is not set: nothing is registered; discovery uses overrides and the port convention"}
 	}
 	r := v.r.registrar.Load()
 	if r == nil {
-		return map[string]any{"configured": true, "registered": false, "last_error": "not started"}
+		return map[string]any{"configured": true, "registered": false, "last_error": "not started", "ejected": ejected}
 	}
-	return r.Status()
+	return struct {
+		registry.Status
+		Ejected []registry.EjectedInstance `json:"ejected"`
+	}{r.Status(), ejected}
 }
 
 func (v *registryView) value() any {

@@ -65,6 +65,11 @@ const (
 	KeyRegistryInterval = "registry.interval"
 	KeyRegistryURISpec  = "registry.uri-spec"
 
+	KeyClientAttemptTimeout = "client.attempt-timeout"
+	KeyClientTimeout        = "client.timeout"
+	KeyClientMaxAttempts    = "client.max-attempts"
+	KeyClientEjection       = "client.ejection.enabled"
+	KeyClientRetryBudget    = "client.retry-budget.percent"
 	KeyDiscoveryMaxServices = "discovery.max-services"
 	KeyDiscoveryIdleTimeout = "discovery.idle-timeout"
 )
@@ -155,6 +160,13 @@ func frameworkKeys(offset int) []config.Decl {
 		d(KeyRegistryAttempts, config.Int, "10", "health checks tried before registering"),
 		d(KeyRegistryInterval, config.Duration, "1s", "pause between those health checks"),
 		d(KeyRegistryURISpec, config.String, "", "uri-spec advertised to discovery, e.g. /1.x/{territory}/users/{userid}"),
+		config.Decl{Key: KeyClientAttemptTimeout, Type: config.Duration, Default: "2s", Live: true,
+			Doc: "calls to other services: one attempt's timeout; an idempotent call is retried on another instance after it (0 = default, negative = none)"},
+		config.Decl{Key: KeyClientTimeout, Type: config.Duration, Default: "10s", Live: true,
+			Doc: "calls to other services: a whole call's timeout, retries included; a shorter deadline of the caller wins"},
+		d(KeyClientMaxAttempts, config.Int, "3", "calls to other services: attempts at most, the first included (1 = no retry)"),
+		d(KeyClientEjection, config.Bool, "true", "take an instance that fails to connect or answers a run of 5xx out of rotation for a growing while"),
+		d(KeyClientRetryBudget, config.Int, "20", "retries allowed as a percentage of recent calls (plus 10 a second)"),
 		d(KeyDiscoveryMaxServices, config.Int, "1024", "service names discovery watches in the registry at most; past it, a new name is refused"),
 		d(KeyDiscoveryIdleTimeout, config.Duration, "5m", "a watched name not resolved for this long is released"),
 		d(convention.OverridePrefix+"*", config.String, "", "base URL or URL template used for <name> instead of discovery"),
@@ -235,10 +247,14 @@ type Settings struct {
 	Discovery DiscoverySettings
 }
 
-// DiscoverySettings bound what discovery keeps for names asked of it.
+// DiscoverySettings bound what discovery keeps for names asked of it, and
+// how calls to other services go (the live timeouts are read per call).
 type DiscoverySettings struct {
 	MaxServices int           // names watched in the registry at most
 	IdleTimeout time.Duration // a name not resolved for this long is released
+	MaxAttempts int           // attempts of one call at most
+	Ejection    bool          // outlier ejection on
+	RetryBudget int           // percent of recent calls that may be retried
 }
 
 // decoder reads typed values from a store, keeping the first error.
@@ -363,6 +379,9 @@ func decodeSettings(name string, offset int, boot Bootstrap, s *config.Store) (S
 		Discovery: DiscoverySettings{
 			MaxServices: d.int(KeyDiscoveryMaxServices, 1, 1<<20),
 			IdleTimeout: d.dur(KeyDiscoveryIdleTimeout),
+			MaxAttempts: d.int(KeyClientMaxAttempts, 1, 10),
+			Ejection:    d.bool(KeyClientEjection),
+			RetryBudget: d.int(KeyClientRetryBudget, 0, 100),
 		},
 	}
 	if d.err != nil {
