@@ -98,7 +98,7 @@ func Attacks(t *testing.T, bin string, r *Report) {
 	r.Printf(AttacksSection, "One instance registered in an embedded etcd (registry TTL 2s, discovery.idle-timeout %v, "+
 		"everything else at its default), attacked in turn; a probe relays GET /call/example/hello/probe through it "+
 		"(discovery to itself) at 20 req/s throughout. Heap is go_memstats_heap_inuse_bytes and goroutines go_goroutines "+
-		"from its /metrics, each read right after POST /admin/gc. Rows 8, 10 and 11 use processes of their own.\n\n", discoveryIdle)
+		"from its /metrics, each read right after POST /admin/gc. Rows 8, 9 and 10 use processes of their own.\n\n", discoveryIdle)
 
 	a.openRelay(p, srv)
 	a.relayLoop(p)
