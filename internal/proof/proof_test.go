@@ -106,7 +106,10 @@ func TestProof(t *testing.T) {
 		}
 	})
 
-	t.Run("hostile", func(t *testing.T) { proof.Hostile(t, h.Example, h.Report) })
+	t.Run("hostile", func(t *testing.T) {
+		proof.Hostile(t, h.Example, h.Report)
+		proof.Attacks(t, h.Example, h.Report)
+	})
 
 	t.Run("performance", func(t *testing.T) {
 		const loadFor = 5 * time.Second
