@@ -55,6 +55,9 @@ type Params struct {
 	// Reload, when set, serves POST /admin/config/reload: it re-reads the
 	// configuration and answers what changed as JSON; an error is a 500.
 	Reload func(context.Context) (any, error)
+	// Held, when set, adds to GET /admin/config the values the last
+	// reload rejected and the startup-only changes waiting for a restart.
+	Held func() (rejected []config.Rejection, restart []config.Change)
 	// Restart, when set, serves POST /admin/restart: it restarts the
 	// process in place and answers its result as JSON (see restart.go).
 	Restart func(context.Context) (any, error)

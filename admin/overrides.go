@@ -81,6 +81,13 @@ func (s *Server) configView() map[string]any {
 		}
 	}
 	view := map[string]any{"keys": keys}
+	if s.p.Held != nil {
+		// Values a reload refused, and startup-only changes waiting for
+		// a restart: the values in force above are the previous ones.
+		rejected, restart := s.p.Held()
+		view["rejected"] = nonNil(rejected)
+		view["restart_required"] = nonNil(restart)
+	}
 	if s.p.Overrides != nil {
 		ovs := []overrideEntry{}
 		for _, o := range s.p.Overrides.List() {
@@ -189,4 +196,12 @@ func (s *Server) answerOverride(w http.ResponseWriter, res config.OverrideResult
 	}
 	auditAttrs(w, attrs...)
 	writeJSON(w, code, a)
+}
+
+// nonNil returns s, or an empty slice for nil, so that JSON shows [].
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }

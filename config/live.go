@@ -107,6 +107,7 @@ type Live struct {
 	sources  []Source   // each layer's contents in force, parallel to layers
 	layerErr []string   // each layer's last load error, "" if it loaded
 	held     map[string]pin
+	last     Report   // the last reload's report: what is held back now
 	static   []string // patterns of startup-only keys
 	checks   []check
 	groups   []groupCheck
@@ -212,6 +213,16 @@ func NewLive(o LiveOptions, layers ...Layer) (*Live, error) {
 		}
 	}
 	return l, nil
+}
+
+// Held returns what the last reload held back and is still held back: the
+// values rejected (with why) and the startup-only changes that wait for a
+// restart. Their JSON forms redact secrets. Held waits for a reload in
+// progress.
+func (l *Live) Held() (rejected []Rejection, restart []Change) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.last.Rejected), slices.Clone(l.last.RestartRequired)
 }
 
 // Current returns the store in force. It does not lock and does not
@@ -476,6 +487,7 @@ func (l *Live) Reload(ctx context.Context) (Report, error) {
 	default:
 		rep.Result = ResultUnchanged
 	}
+	l.last = rep
 	l.reloads.WithLabelValues(rep.Result).Inc()
 	if len(failed) > 0 {
 		return rep, fmt.Errorf("config: reload: %w", errors.Join(failed...))

@@ -25,6 +25,7 @@ import (
 
 	"github.com/svc-dev/svc/internal/convention"
 	"github.com/svc-dev/svc/internal/etcdwatch"
+	"github.com/svc-dev/svc/internal/redact"
 )
 
 // Defaults of [DiscoveryOptions].
@@ -693,7 +694,7 @@ func (d *Discovery) newService(name string) (*service, error) {
 // template when its path holds a '{'.
 func (d *Discovery) overrideService(name, v string) (*service, error) {
 	bad := func(why string) error {
-		return fmt.Errorf("registry: discovery.override.%s = %q: %s", name, v, why)
+		return fmt.Errorf("registry: discovery.override.%s = %q: %s", name, redact.Value(v), why)
 	}
 	scheme, rest, ok := strings.Cut(v, "://")
 	if !ok || (scheme != "http" && scheme != "https") {

@@ -300,3 +300,19 @@ func TestCheckServiceName(t *testing.T) {
 		}
 	}
 }
+
+// An override whose value cannot be used is named in the error with its
+// credentials redacted: the error can reach a client (the relay's 503).
+func TestOverrideErrorRedactsCredentials(t *testing.T) {
+	d := registry.NewDiscovery(registry.DiscoveryOptions{
+		Lookup: lookup(map[string]string{"discovery.override.orders": "http://app:ovS3cret@orders.internal:8080:1"}),
+	})
+	defer d.Close()
+	_, err := d.BaseURL("orders")
+	if err == nil {
+		t.Fatal("BaseURL with a malformed override succeeded")
+	}
+	if strings.Contains(err.Error(), "ovS3cret") || !strings.Contains(err.Error(), "[redacted]") {
+		t.Errorf("error %q shows the override's password", err)
+	}
+}

@@ -275,6 +275,7 @@ func provideAdmin(in adminIn) (*admin.Server, error) {
 		Token:    in.Settings.AdminToken.Reveal(),
 		Logger:   in.Logs.log,
 		Audit:    in.Logs.audit,
+		Held:     in.Live.Held,
 		Flight:   in.Flight,
 
 		MaxProfileDuration: in.Settings.AdminMaxProfile,

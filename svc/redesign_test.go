@@ -362,3 +362,44 @@ func TestConfigChangesAreAuditedAtLevelError(t *testing.T) {
 		t.Errorf("config change at level error: %s; want an audit line", line)
 	}
 }
+
+// A bad value of a startup-only key is rejected at reload, the old one
+// stays in force, and /admin/config reports the rejection; a good one
+// waits for a restart and is reported so.
+func TestAdminConfigReportsHeldValues(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "held.json", `{"shutdown":{"timeout":"10s"}}`)
+	app := svctest.StartWith(t, "held", 70, svctest.Options{Env: map[string]string{"CONFIG_DIR": dir}}, svc.WithOutput(io.Discard, io.Discard))
+	c := svctest.Client(t)
+	type held struct{ Key, Value, Error string }
+	type view struct {
+		Keys            []struct{ Key, Value, Layer string }
+		Rejected        []held
+		RestartRequired []struct{ Key string } `json:"restart_required"`
+	}
+	get := func() view {
+		return decode[view](t, do(t, c, "GET", app.AdminURL+"/admin/config", ""))
+	}
+	inForce := func(v view) string {
+		for _, k := range v.Keys {
+			if k.Key == "shutdown.timeout" {
+				return k.Value
+			}
+		}
+		return ""
+	}
+	writeFile(t, dir, "held.json", `{"shutdown":{"timeout":"soon"}}`)
+	do(t, c, "POST", app.AdminURL+"/admin/config/reload", "")
+	v := get()
+	if len(v.Rejected) != 1 || v.Rejected[0].Key != "shutdown.timeout" || v.Rejected[0].Value != "soon" || v.Rejected[0].Error == "" {
+		t.Errorf("/admin/config rejected = %+v; want shutdown.timeout's bad value and why", v.Rejected)
+	}
+	if got := inForce(v); got != "10s" {
+		t.Errorf("shutdown.timeout in force = %q; want 10s kept", got)
+	}
+	writeFile(t, dir, "held.json", `{"shutdown":{"timeout":"20s"}}`)
+	do(t, c, "POST", app.AdminURL+"/admin/config/reload", "")
+	if v := get(); len(v.Rejected) != 0 || len(v.RestartRequired) != 1 || v.RestartRequired[0].Key != "shutdown.timeout" {
+		t.Errorf("/admin/config after a good startup-only change: rejected %+v, restart_required %+v", v.Rejected, v.RestartRequired)
+	}
+}

@@ -17,11 +17,14 @@ package etcdwatch
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"sync"
 	"time"
+
+	"google.golang.org/grpc/connectivity"
 
 	pb "go.etcd.io/etcd/api/v3/etcdserverpb"
 	clientv3 "go.etcd.io/etcd/client/v3"
@@ -101,12 +104,20 @@ type ReplacedError struct {
 	// SeenRevision is the highest revision seen before; Revision the one
 	// etcd answers with now.
 	SeenRevision, Revision int64
+	// Reconnected is set when the client's connection to etcd came back
+	// after a break: a restarted etcd and a wiped one answer alike (same
+	// cluster id, and a wiped etcd may overtake the old revision within
+	// seconds), so a follow that was cut off lists again.
+	Reconnected bool
 }
 
 // Error says what changed: "etcd: cluster changed (id 1a -> 2b, revision
 // 42 -> 3)" or "etcd: revision went backwards (42 -> 3) in cluster 1a:
 // wiped or restored from a backup". A [Loop] adds "; listing again".
 func (e *ReplacedError) Error() string {
+	if e.Reconnected {
+		return "etcd: connection back after a break (etcd restarted, possibly wiped or restored, or the network came back)"
+	}
 	if e.OldClusterID != e.NewClusterID {
 		return fmt.Sprintf("etcd: cluster changed (id %x -> %x, revision %d -> %d)",
 			e.OldClusterID, e.NewClusterID, e.SeenRevision, e.Revision)
@@ -218,6 +229,11 @@ func (l *Loop) follow(ctx context.Context, cli *clientv3.Client, rev int64) erro
 				stop(err)
 			}
 		})
+		wg.Go(func() {
+			if err := WaitReconnect(fctx, cli); err != nil {
+				stop(err)
+			}
+		})
 	}
 	err := l.Follow(fctx, rev+1)
 	stop(nil)
@@ -273,6 +289,34 @@ func checkReplaced(ctx context.Context, cli *clientv3.Client, rev int64, every t
 			}
 		}
 		if !wait(every) {
+			return nil
+		}
+	}
+}
+
+// WaitReconnect waits until the client's connection to etcd, having been
+// ready, breaks and is ready again, and returns a [*ReplacedError] with
+// Reconnected set; or until ctx ends (it returns nil). clientv3 resumes
+// its watches after a break at the revision it had reached, which an
+// etcd wiped meanwhile may reach with other writes: only listing again is
+// safe, and it costs one list per break.
+func WaitReconnect(ctx context.Context, cli *clientv3.Client) error {
+	conn := cli.ActiveConnection()
+	if conn == nil {
+		<-ctx.Done()
+		return nil
+	}
+	wasReady, broken := false, false
+	for st := conn.GetState(); ; st = conn.GetState() {
+		switch {
+		case st == connectivity.Ready && broken:
+			return &ReplacedError{Reconnected: true}
+		case st == connectivity.Ready:
+			wasReady = true
+		case wasReady:
+			broken = true // any other state after ready: a break
+		}
+		if !conn.WaitForStateChange(ctx, st) {
 			return nil
 		}
 	}

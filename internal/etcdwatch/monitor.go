@@ -84,6 +84,21 @@ func (m *Monitor) run() {
 	ctx := m.ctx
 	t := time.NewTicker(m.every)
 	defer t.Stop()
+	// Beside the checks, a break of the connection ends every follow
+	// (see WaitReconnect), while the monitor runs.
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	rctx, stopReconnect := context.WithCancel(ctx)
+	defer stopReconnect()
+	wg.Go(func() {
+		for {
+			err := WaitReconnect(rctx, m.cli)
+			if err == nil {
+				return
+			}
+			m.stopAll(err)
+		}
+	})
 	for {
 		select {
 		case <-ctx.Done():
@@ -165,4 +180,14 @@ func (m *Monitor) observe(h *pb.ResponseHeader, confirm []*subscription) (suspec
 		check(s)
 	}
 	return suspects
+}
+
+// stopAll ends every follow with err.
+func (m *Monitor) stopAll(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for s := range m.subs {
+		s.stop(err)
+		delete(m.subs, s)
+	}
 }
