@@ -21,6 +21,9 @@ type SlowlorisResult struct {
 	Cut    []time.Duration // per connection cut by the server: from the first byte sent to the close
 	NotCut int             // still open when the harness gave up
 	Status map[string]int  // status lines the server sent before closing, if any
+	// Refused counts connections reset or refused as they were made: past
+	// a listener's connection cap, svc sheds the excess.
+	Refused int
 }
 
 // Slowloris opens n connections to addr; each sends the start of a
@@ -36,7 +39,8 @@ func Slowloris(addr string, n int, interval, limit time.Duration) (SlowlorisResu
 		c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {
 			dialErr = err
-			break
+			res.Refused++
+			continue
 		}
 		res.Conns++
 		wg.Go(func() {
@@ -69,6 +73,9 @@ func Slowloris(addr string, n int, interval, limit time.Duration) (SlowlorisResu
 		})
 	}
 	wg.Wait()
+	if res.Conns > 0 {
+		dialErr = nil // the others were shed at the connection cap
+	}
 	return res, dialErr
 }
 

@@ -86,6 +86,9 @@ func Hostile(t *testing.T, bin string, r *Report) {
 		if len(res.Status) > 0 {
 			got += fmt.Sprintf(" (answered %v)", res.Status)
 		}
+		if res.Refused > 0 {
+			got += fmt.Sprintf("; %d reset at connect (past the listener's connection cap)", res.Refused)
+		}
 		row("slowloris: 100 connections, one header line every 200ms", port.name,
 			"cut after read-header-timeout ("+readHeaderTimeout.String()+")", got, from, ok)
 	}
