@@ -275,6 +275,7 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 	select {
 	case <-ctx.Done():
 	case err := <-a.Failed():
+		a.logs.flushAccess() // the stop may outlast a supervisor's patience
 		a.logs.log.Error("stopping: a listener died", "error", err)
 		code = 1
 	}
