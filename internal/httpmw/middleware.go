@@ -54,9 +54,11 @@ type Options struct {
 // must wrap the chi router itself (router.Use) so the route pattern is
 // known when the handler returns.
 //
-// Per request it allocates the response writer and, with RequestID, the
-// context and request that carry the id (and the id itself when it makes
-// one); the access line and the metrics allocate nothing.
+// Per request it makes one allocation for its own state (the response
+// writer, and the context and header value that carry the request id),
+// and, with RequestID, the request that carries that context
+// (r.WithContext) and the id when it makes one; the access line and the
+// metrics allocate nothing.
 func New(o Options) func(http.Handler) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -93,8 +95,7 @@ type handler struct {
 type request struct {
 	w     responseWriter
 	start time.Time
-	id    string    // the request id, when this middleware set it
-	idHdr [1]string // the X-Request-Id header's value slice
+	id    idState // the request id, when this middleware sets it
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -103,16 +104,14 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if !h.wrap {
 		if h.ids != nil {
-			var idHdr [1]string
-			r = h.ids.set(w, r, &idHdr)
+			r = h.ids.set(w, r, &idState{})
 		}
 		h.serve(w, w, r)
 		return
 	}
 	rq := &request{}
 	if h.ids != nil {
-		r = h.ids.set(w, r, &rq.idHdr)
-		rq.id = rq.idHdr[0]
+		r = h.ids.set(w, r, &rq.id)
 	}
 	rw, ok := w.(*responseWriter) // already wrapped by an outer instance
 	if !ok {
@@ -149,7 +148,7 @@ func (h *handler) finish(rq *request, rw *responseWriter, r *http.Request) {
 	var repanic any
 	if h.o.Recover {
 		if v := recover(); v != nil {
-			repanic = h.recovered(v, rw, r, rq.id)
+			repanic = h.recovered(v, rw, r, rq.id.ctx.id)
 		}
 	}
 	h.record(rq, rw, r)
@@ -184,7 +183,7 @@ func (h *handler) record(rq *request, rw *responseWriter, r *http.Request) {
 	if h.o.Access == nil || !h.o.Log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	id := rq.id
+	id := rq.id.ctx.id
 	if h.ids == nil {
 		id = GetID(ctx)
 	}

@@ -36,17 +36,40 @@ func newIDSource() *idSource {
 	return &idSource{prefix: hex.EncodeToString(buf[:]) + "-"}
 }
 
-// set puts r's id in hdr[0], echoes it in w's headers (hdr is the value
-// slice) and returns r with the id in its context.
-func (s *idSource) set(w http.ResponseWriter, r *http.Request, hdr *[1]string) *http.Request {
+// idState is what a request's id needs, allocated with the request's
+// other state: the context that carries it and the header's value slice.
+type idState struct {
+	ctx idContext
+	hdr [1]string
+}
+
+// idContext is what context.WithValue(parent, middleware.RequestIDKey, id)
+// returns, without its two allocations (the context and the boxed id).
+// Any other key, cancellation and deadlines are the parent's.
+type idContext struct {
+	context.Context
+	id string
+}
+
+func (c *idContext) Value(key any) any {
+	if key == middleware.RequestIDKey {
+		return c.id
+	}
+	return c.Context.Value(key)
+}
+
+// set takes or makes r's id, echoes it in w's headers and returns r with
+// the id in its context, all kept in st.
+func (s *idSource) set(w http.ResponseWriter, r *http.Request, st *idState) *http.Request {
 	id := r.Header.Get(RequestIDHeader)
 	if !validID(id) {
 		var buf [40]byte // the prefix and up to 20 digits
 		id = string(strconv.AppendUint(append(buf[:0], s.prefix...), s.seq.Add(1), 10))
 	}
-	hdr[0] = id
-	w.Header()[RequestIDHeader] = hdr[:]
-	return r.WithContext(context.WithValue(r.Context(), middleware.RequestIDKey, id))
+	st.hdr[0] = id
+	w.Header()[RequestIDHeader] = st.hdr[:]
+	st.ctx = idContext{Context: r.Context(), id: id}
+	return r.WithContext(&st.ctx)
 }
 
 func validID(id string) bool {
