@@ -16,12 +16,13 @@ test: lint ## lint + race tests + short fuzzing; needs only Go (etcd runs embedd
 	$(GO) test -race -count=1 -timeout 9m $(PKGS)
 	$(MAKE) fuzz
 
-fuzz: ## short fuzzing of uri-spec expansion and config flattening
+fuzz: ## short fuzzing of uri-spec expansion, config flattening and access-line encoding
 # Execution counts, not durations: go1.26's fuzz coordinator can fail a
 # duration-bounded run with a bare "context deadline exceeded" at the
 # -fuzztime boundary (golang/go#75804, fixed in go1.27).
 	$(GO) test -run '^$$' -fuzz '^FuzzExpand$$' -fuzztime 50000x -fuzzminimizetime 100x ./registry/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseJSON$$' -fuzztime 100000x -fuzzminimizetime 100x ./config/
+	$(GO) test -run '^$$' -fuzz '^FuzzEncode$$' -fuzztime 100000x -fuzzminimizetime 100x ./internal/accesslog/
 
 proof: ## the proof under load and faults (about 2.5 minutes); report in bin/proof.md, see docs/reliability.md
 	@mkdir -p $(BIN)

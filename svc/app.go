@@ -329,6 +329,7 @@ serve:
 		case <-ctx.Done():
 			break serve
 		case err := <-a.Failed():
+			a.logs.flushAccess() // the stop may outlast a supervisor's patience
 			a.logs.log.Error("stopping: a listener died", "error", err)
 			code = 1
 			break serve

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/fx"
 
 	"github.com/svc-dev/svc/admin"
+	"github.com/svc-dev/svc/internal/accesslog"
 	"github.com/svc-dev/svc/internal/connlimit"
 	"github.com/svc-dev/svc/internal/handover"
 	"github.com/svc-dev/svc/internal/httpmw"
@@ -36,6 +37,7 @@ type listenersIn struct {
 	Settings   Settings
 	Logger     *slog.Logger
 	Logs       *logs
+	Access     *accesslog.Writer // nil without log.access
 	Admin      *admin.Server
 	Readiness  *readiness
 	Metrics    *httpmw.Metrics
@@ -197,10 +199,18 @@ func (ls *listeners) addr(i int) string {
 
 func publicRouter(in listenersIn) (http.Handler, error) {
 	r := chi.NewRouter()
-	r.Use(httpmw.CloseChunked(), httpmw.RequestID(), in.Tracing.Middleware("public"),
-		httpmw.Observe("public", in.Metrics, in.Logger, in.Settings.LogAccess),
-		httpmw.Recoverer(in.Logger),
-		httpmw.BodyLimit(in.Settings.Public.MaxBodyBytes))
+	// Tracing first: the span exists when the one pass logs its trace_id.
+	r.Use(in.Tracing.Middleware("public"), httpmw.New(httpmw.Options{
+		Server:       "public",
+		CloseChunked: true,
+		RequestID:    true,
+		Metrics:      in.Metrics,
+		Access:       in.Access,
+		TraceID:      tracing.TraceID,
+		Recover:      true,
+		Log:          in.Logger,
+		MaxBodyBytes: in.Settings.Public.MaxBodyBytes,
+	}))
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed)
 	if err := newRouteTable("public").install(r, in.Public); err != nil {
@@ -211,11 +221,16 @@ func publicRouter(in listenersIn) (http.Handler, error) {
 
 func privateRouter(in listenersIn) (http.Handler, error) {
 	r := chi.NewRouter()
-	// HEAD answers on GET routes: load balancers probe /healthz with it.
-	r.Use(httpmw.CloseChunked(), middleware.GetHead, in.Tracing.Middleware("private"),
-		httpmw.Observe("private", in.Metrics, in.Logger, false),
-		httpmw.Recoverer(in.Logger),
-		httpmw.BodyLimit(in.Settings.Private.MaxBodyBytes))
+	r.Use(in.Tracing.Middleware("private"), httpmw.New(httpmw.Options{
+		Server:       "private",
+		CloseChunked: true,
+		Metrics:      in.Metrics,
+		Recover:      true,
+		Log:          in.Logger,
+		MaxBodyBytes: in.Settings.Private.MaxBodyBytes,
+	}),
+		// HEAD answers on GET routes: load balancers probe /healthz with it.
+		middleware.GetHead)
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed)
 	t := newRouteTable("private")

@@ -2,14 +2,18 @@ package svc
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"sync/atomic"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/fx"
 	"golang.org/x/term"
 
 	"github.com/svc-dev/svc/admin"
+	"github.com/svc-dev/svc/internal/accesslog"
 )
 
 // logs is the service's logging: one output, a live level, and a format
@@ -21,6 +25,8 @@ type logs struct {
 	root  atomic.Pointer[slog.Handler] // the handler in force
 	log   *slog.Logger                 // the service's logger, following root
 	audit *slog.Logger                 // audit lines: every level passes
+
+	access *accesslog.Writer // the public access log, with log.access; nil before or without it
 }
 
 func newLogs(w io.Writer, name string) *logs {
@@ -36,13 +42,53 @@ func newLogs(w io.Writer, name string) *logs {
 func (l *logs) setFormat(format string) {
 	opts := &slog.HandlerOptions{Level: slog.LevelDebug} // the switch applies the level
 	var h slog.Handler
-	if format == "text" || (format == "auto" && isTerminal(l.w)) {
+	if l.text(format) {
 		h = slog.NewTextHandler(l.w, opts)
 	} else {
 		h = slog.NewJSONHandler(l.w, opts)
 	}
 	l.root.Store(&h)
 }
+
+// text reports whether format (auto, text or json) means text lines:
+// text, or auto on a terminal.
+func (l *logs) text(format string) bool {
+	return format == "text" || (format == "auto" && isTerminal(l.w))
+}
+
+// provideAccessLog is the public server's access log when log.access is
+// on: one line per request in the service's log format, with the same
+// fields slog wrote, encoded without reflection and written to the log's
+// output in batches by the writer's own goroutine (at least every 100 ms).
+// It is built before the listeners, so its stop step, which writes every
+// line left, runs after they stopped; a failed start stops it too. It
+// registers svc_access_log_dropped_total in every case.
+func provideAccessLog(st Settings, lg *logs, reg prometheus.Registerer, lc fx.Lifecycle, hooks *frameworkHooks) (*accesslog.Writer, error) {
+	dropped, err := accesslog.NewDroppedCounter(reg)
+	if err != nil {
+		return nil, fmt.Errorf("svc: metrics: %w", err)
+	}
+	if !st.LogAccess {
+		return nil, nil
+	}
+	format := accesslog.JSON
+	if lg.text(st.LogFormat) {
+		format = accesslog.Text
+	}
+	w := accesslog.New(lg.w, accesslog.Options{Service: st.Name, Format: format, Dropped: dropped})
+	lg.access = w
+	hooks.append(lc, fx.Hook{OnStop: func(context.Context) error {
+		// A write error (stderr closed) is counted in dropped lines; it
+		// does not make the shutdown fail.
+		_ = w.Close()
+		return nil
+	}}, true)
+	return w, nil
+}
+
+// flushAccess writes the access lines logged so far, before an exit that
+// may not reach the stop steps.
+func (l *logs) flushAccess() { _ = l.access.Flush() }
 
 // switchHandler sends records to the handler in force, with the attributes
 // and groups given to it; the derived handler is rebuilt only when the

@@ -80,6 +80,11 @@ func TestTraceAcrossTwoProcesses(t *testing.T) {
 	if server.Name != "GET /call/{service}/*" || remote.Name != "GET /hello/{name}" {
 		t.Errorf("server spans named %q and %q; want the route patterns", server.Name, remote.Name)
 	}
+	// Both access lines carry the trace id.
+	svctest.WaitFor(t, 10*time.Second, "trace_id in both access logs", func() bool {
+		return containsLine(caller.stderr.String(), `"trace_id":"`+traceID+`"`, `"route":"/call/{service}/*"`) &&
+			containsLine(callee.stderr.String(), `"trace_id":"`+traceID+`"`, `"route":"/hello/{name}"`)
+	})
 	// The request id went with the call: the callee's access line has it.
 	svctest.WaitFor(t, 10*time.Second, "the request id in the callee's access log", func() bool {
 		return containsLine(callee.stderr.String(), `"request_id":"trace-test-1"`, `"route":"/hello/{name}"`)

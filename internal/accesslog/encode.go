@@ -52,7 +52,7 @@ func appendLine(b []byte, f Format, service string, e *Entry) []byte {
 
 func appendJSON(b []byte, t time.Time, service string, e *Entry, ms float64) []byte {
 	b = append(b, `{"time":"`...)
-	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = appendRFC3339Nano(b, t)
 	b = append(b, `","level":"INFO","msg":"request","service":`...)
 	b = appendJSONString(b, service)
 	b = append(b, `,"server":`...)
@@ -223,6 +223,61 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 	const prefixLen = len("2006-01-02T15:04:05.000")
 	n := len(b)
 	t = t.Truncate(time.Millisecond).Add(time.Millisecond / 10)
-	b = t.AppendFormat(b, time.RFC3339Nano)
+	b = appendRFC3339Nano(b, t)
 	return append(b[:n+prefixLen], b[n+prefixLen+1:]...) // drop the 4th digit
+}
+
+// appendRFC3339Nano appends t as t.AppendFormat(b, time.RFC3339Nano) does,
+// at a fraction of its cost: the general formatter parses its layout on
+// every call. Years outside 0-9999 and zone offsets that are not whole
+// minutes take the general path.
+func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	_, off := t.Zone()
+	year, month, day := t.Date()
+	if year < 0 || year > 9999 || off%60 != 0 {
+		return t.AppendFormat(b, time.RFC3339Nano)
+	}
+	hour, minute, sec := t.Clock()
+	b = appendDigits(b, year, 4)
+	b = append(b, '-')
+	b = appendDigits(b, int(month), 2)
+	b = append(b, '-')
+	b = appendDigits(b, day, 2)
+	b = append(b, 'T')
+	b = appendDigits(b, hour, 2)
+	b = append(b, ':')
+	b = appendDigits(b, minute, 2)
+	b = append(b, ':')
+	b = appendDigits(b, sec, 2)
+	if ns := t.Nanosecond(); ns != 0 {
+		b = append(b, '.')
+		b = appendDigits(b, ns, 9)
+		for b[len(b)-1] == '0' { // trailing zeros go, as in RFC3339Nano
+			b = b[:len(b)-1]
+		}
+	}
+	if off == 0 {
+		return append(b, 'Z')
+	}
+	sign := byte('+')
+	if off < 0 {
+		sign, off = '-', -off
+	}
+	b = append(b, sign)
+	b = appendDigits(b, off/3600, 2)
+	b = append(b, ':')
+	return appendDigits(b, off/60%60, 2)
+}
+
+// appendDigits appends v (0 <= v < 10^width) in exactly width digits.
+func appendDigits(b []byte, v, width int) []byte {
+	n := len(b)
+	for range width {
+		b = append(b, '0')
+	}
+	for i := len(b) - 1; i >= n; i-- {
+		b[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return b
 }

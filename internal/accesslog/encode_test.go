@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -144,4 +145,31 @@ func FuzzEncode(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestAppendRFC3339Nano(t *testing.T) {
+	zones := []*time.Location{time.UTC, time.FixedZone("CET", 3600), time.FixedZone("NST", -(3*3600 + 30*60)),
+		time.FixedZone("LMT", 561), time.FixedZone("X", -59)}
+	times := []time.Time{
+		time.Date(2026, 11, 28, 10, 0, 0, 0, time.UTC),
+		time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.UTC),
+		time.Date(2026, 12, 31, 23, 59, 59, 100000000, time.UTC),
+		time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC),
+		time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC),
+		time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC),
+		time.Now(),
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 10000 {
+		times = append(times, time.Unix(r.Int64N(400<<30)-(200<<30), r.Int64N(1e9)))
+	}
+	for _, tm := range times {
+		for _, z := range zones {
+			in := tm.In(z)
+			if got, want := string(appendRFC3339Nano([]byte("x"), in)), "x"+in.Format(time.RFC3339Nano); got != want {
+				t.Errorf("appendRFC3339Nano(%v) = %q; want %q", in, got, want)
+			}
+		}
+	}
 }

@@ -61,7 +61,7 @@ func NewDroppedCounter(reg prometheus.Registerer) (prometheus.Counter, error) {
 }
 
 // Writer is an asynchronous access log. Log encodes a line and appends it
-// to a bounded buffer; one goroutine, started by New and ended by Close,
+// to a bounded buffer; one goroutine, started by the first Log and ended by Close,
 // writes the buffer to the sink in batches of whole lines. Its methods are
 // safe for concurrent use; the methods of a nil *Writer do nothing.
 type Writer struct {
@@ -83,13 +83,15 @@ type Writer struct {
 	flushes  chan chan error // Flush's requests
 	tick     <-chan time.Time
 	stopTick func()
+	started  sync.Once     // starts the writer goroutine, or, from Close, stands for it
 	done     chan struct{} // closed by Close: write what is left and return
 	exited   chan struct{} // closed when the writer goroutine returns
 	closeErr error         // set before exited is closed
 }
 
-// New returns a Writer writing to out and starts its writer goroutine;
-// Close stops it. out receives whole lines only: each Write is a run of
+// New returns a Writer writing to out. Its writer goroutine starts with
+// the first Log or Flush (a Writer that never logs holds none) and Close
+// stops it. out receives whole lines only: each Write is a run of
 // complete lines. If out is shared with other loggers (svc's slog lines go
 // to the same stderr), lines interleave but bytes within a line do not, as
 // long as every writer writes whole lines through the same *os.File (or
@@ -119,9 +121,11 @@ func newWriter(out io.Writer, opts Options, tick <-chan time.Time, stopTick func
 	}
 	w.batch = min(w.batch, w.limit)
 	w.pending = make([]byte, 0, w.batch)
-	go w.run()
 	return w
 }
+
+// start starts the writer goroutine, once.
+func (w *Writer) start() { w.started.Do(func() { go w.run() }) }
 
 // orDefault returns v, or def when v is zero or negative.
 func orDefault[T int | time.Duration](v, def T) T {
@@ -140,6 +144,7 @@ func (w *Writer) Log(e *Entry) {
 	if w == nil {
 		return
 	}
+	w.start()
 	bp, _ := w.lines.Get().(*[]byte)
 	if bp == nil {
 		b := make([]byte, 0, 512)
@@ -197,6 +202,7 @@ func (w *Writer) Flush() error {
 	if w == nil {
 		return nil
 	}
+	w.start()
 	reply := make(chan error, 1)
 	select {
 	case w.flushes <- reply:
@@ -221,6 +227,11 @@ func (w *Writer) Close() error {
 	if first {
 		close(w.done)
 	}
+	// Never started: nothing was logged, and no goroutine will start now.
+	w.started.Do(func() {
+		w.stopTick()
+		close(w.exited)
+	})
 	<-w.exited
 	return w.closeErr
 }

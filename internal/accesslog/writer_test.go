@@ -282,3 +282,24 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+func TestUnusedWriterHoldsNoGoroutine(t *testing.T) {
+	out := &sink{}
+	w := New(out, Options{})
+	if err := goleak.Find(); err != nil {
+		t.Errorf("a Writer that never logged holds a goroutine: %v", err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatalf("Close() = %v", err)
+	}
+	w.Log(entry(1))
+	if err := w.Flush(); err != nil {
+		t.Errorf("Flush() after Close = %v", err)
+	}
+	if got := w.Dropped(); got != 1 {
+		t.Errorf("Dropped() after Log after Close = %d; want 1", got)
+	}
+	if got := out.String(); got != "" {
+		t.Errorf("written %q; want nothing", got)
+	}
+}

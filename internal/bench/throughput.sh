@@ -9,7 +9,8 @@
 # client_golang and the etcd client), svc with log.access=false, svc with
 # log.access=true (JSON lines to /dev/null), and svc with its default
 # configuration and stderr read through a pipe (as journald or Kubernetes
-# read it). SERVERS (space-separated names) picks a subset; the "vs_fair"
+# read it), and svc with stderr appended to a file (svc-access-file, not in
+# the default set). SERVERS (space-separated names) picks a subset; the "vs_fair"
 # column compares with fairbase when it ran. Servers are pinned to CPU 1
 # and wrk (-t1 -c$CONN, default 32) to CPU 0, so the two never share a core;
 # each server gets a 2s warm-up before the measured run. Besides wrk's
@@ -51,12 +52,14 @@ done
 
 # start NAME URL ENV... -- starts a server pinned to SERVER_CPU with only
 # ENV as its environment, and waits for URL to answer 200. Its stderr goes
-# to /dev/null, or through a pipe to cat when PIPE=1.
+# to /dev/null, through a pipe to cat when PIPE=1, or to a file when FILE=1.
 start() {
 	local bin_name=$1 url=$2
 	shift 2
 	if [[ ${PIPE:-} == 1 ]]; then
 		(cd "$work" && exec env -i "$@" taskset -c "$SERVER_CPU" "$bin/$bin_name" 2> >(exec cat >/dev/null)) &
+	elif [[ ${FILE:-} == 1 ]]; then
+		(cd "$work" && exec env -i "$@" taskset -c "$SERVER_CPU" "$bin/$bin_name" 2>>"$work/stderr.log") &
 	else
 		(cd "$work" && exec env -i "$@" taskset -c "$SERVER_CPU" "$bin/$bin_name" 2>/dev/null) &
 	fi
@@ -120,6 +123,7 @@ run() {
 	svc-access-off) start svchello $u LOG_ACCESS=false SHUTDOWN_DRAIN=0s && measure "$1" $u "$round" ;;
 	svc-access-on) start svchello $u LOG_ACCESS=true LOG_FORMAT=json SHUTDOWN_DRAIN=0s && measure "$1" $u "$round" ;;
 	svc-access-pipe) PIPE=1 start svchello $u SHUTDOWN_DRAIN=0s && measure "$1" $u "$round" ;;
+	svc-access-file) FILE=1 start svchello $u SHUTDOWN_DRAIN=0s && measure "$1" $u "$round" && rm -f "$work/stderr.log" ;;
 	*) echo "throughput.sh: unknown server $1" >&2; exit 1 ;;
 	esac
 	stop

@@ -10,6 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/svc-dev/svc/internal/accesslog"
 	"github.com/svc-dev/svc/internal/httpmw"
 )
 
@@ -20,21 +21,31 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 	_, _ = io.WriteString(w, "hello\n")
 }
 
-// publicStack is svc's public middleware chain in the order svc's
-// publicRouter uses: close after chunked requests, request id, metrics and
-// access log, panic recovery, body limit (4 MiB, the default).
+// publicStack is svc's public middleware as svc's publicRouter builds it:
+// one pass closing after chunked requests, with request ids, metrics, the
+// access log (JSON lines to io.Discard through an accesslog.Writer), panic
+// recovery and the body limit (4 MiB, the default).
 func publicStack(b *testing.B, access bool) http.Handler {
 	m, err := httpmw.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
 	}
-	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	var w *accesslog.Writer
+	if access {
+		w = accesslog.New(io.Discard, accesslog.Options{Service: "bench"})
+		b.Cleanup(func() { _ = w.Close() })
+	}
 	r := chi.NewRouter()
-	r.Use(httpmw.CloseChunked(),
-		httpmw.RequestID(),
-		httpmw.Observe("public", m, log, access),
-		httpmw.Recoverer(log),
-		httpmw.BodyLimit(4<<20))
+	r.Use(httpmw.New(httpmw.Options{
+		Server:       "public",
+		CloseChunked: true,
+		RequestID:    true,
+		Metrics:      m,
+		Access:       w,
+		Recover:      true,
+		Log:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
+		MaxBodyBytes: 4 << 20,
+	}))
 	r.Get("/hello/{name}", hello)
 	return r
 }
@@ -80,6 +91,8 @@ func BenchmarkMiddleware(b *testing.B) {
 		b.Fatal(err)
 	}
 	log := slog.New(slog.NewJSONHandler(io.Discard, nil))
+	access := accesslog.New(io.Discard, accesslog.Options{Service: "bench"})
+	defer access.Close()
 	for _, bc := range []struct {
 		name string
 		mw   func(http.Handler) http.Handler
@@ -87,8 +100,8 @@ func BenchmarkMiddleware(b *testing.B) {
 		{"none", func(h http.Handler) http.Handler { return h }},
 		{"CloseChunked", httpmw.CloseChunked()},
 		{"RequestID", httpmw.RequestID()},
-		{"Observe", httpmw.Observe("public", m, log, false)},
-		{"Observe+access", httpmw.Observe("public", m, log, true)},
+		{"Observe", httpmw.Observe("public", m, log, nil)},
+		{"Observe+access", httpmw.Observe("public", m, log, access)},
 		{"Recoverer", httpmw.Recoverer(log)},
 		{"BodyLimit", httpmw.BodyLimit(4 << 20)},
 	} {

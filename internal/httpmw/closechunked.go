@@ -19,14 +19,19 @@ import "net/http"
 // Envoy go further and refuse the pair with 400.
 //
 // HTTP/1.0 requests are not affected: net/http ignores Transfer-Encoding
-// on them and frames the body by Content-Length alone.
+// on them and frames the body by Content-Length alone. Options.CloseChunked
+// does the same within [New].
 func CloseChunked() func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
-				w.Header().Set("Connection", "close")
-			}
+			closeIfChunked(w, r)
 			next.ServeHTTP(w, r)
 		})
+	}
+}
+
+func closeIfChunked(w http.ResponseWriter, r *http.Request) {
+	if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+		w.Header().Set("Connection", "close")
 	}
 }

@@ -5,11 +5,10 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"time"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/svc-dev/svc/internal/accesslog"
 )
 
 // Metrics are the RED metrics of the HTTP servers, labelled by server and
@@ -140,46 +139,12 @@ func codeLabel(key int) string {
 	return strconv.Itoa(key)
 }
 
-// Observe records metrics for every request and, when access is true, logs
-// one line per request at info level. It must wrap the chi router itself
-// (router.Use) so the route pattern is known when the handler returns.
-// The labels are bounded as [Metrics] says; the access log line keeps the
-// raw method and path.
-func Observe(server string, m *Metrics, log *slog.Logger, access bool) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			start := time.Now()
-			ww := middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			defer func() {
-				// Record even when a panic unwinds past us (ErrAbortHandler).
-				status := ww.Status()
-				if status == 0 {
-					status = http.StatusOK
-				}
-				route := Unmatched
-				if rc := chi.RouteContext(r.Context()); rc != nil {
-					if p := rc.RoutePattern(); p != "" {
-						route = p
-					}
-				}
-				elapsed := time.Since(start)
-				ser := m.of(seriesKey{server, methodLabel(r.Method), route, codeKey(status)})
-				ser.requests.Inc()
-				ser.duration.Observe(elapsed.Seconds())
-				if access && log.Enabled(r.Context(), slog.LevelInfo) {
-					log.LogAttrs(r.Context(), slog.LevelInfo, "request",
-						slog.String("server", server),
-						slog.String("method", r.Method),
-						slog.String("route", route),
-						slog.String("path", r.URL.Path),
-						slog.Int("status", status),
-						slog.Int("bytes", ww.BytesWritten()),
-						slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-						slog.String("request_id", GetID(r.Context())),
-						slog.String("remote", r.RemoteAddr))
-				}
-			}()
-			next.ServeHTTP(ww, r)
-		})
-	}
+// Observe records metrics for every request and, when access is not nil,
+// writes one access line per request to it while log is enabled at info.
+// It must wrap the chi router itself (router.Use) so the route pattern is
+// known when the handler returns. The labels are bounded as [Metrics]
+// says; the access line keeps the raw method and path. It is [New] with
+// only Options.Metrics and Options.Access.
+func Observe(server string, m *Metrics, log *slog.Logger, access *accesslog.Writer) func(http.Handler) http.Handler {
+	return New(Options{Server: server, Metrics: m, Log: log, Access: access})
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/svc-dev/svc/internal/accesslog"
 	"github.com/svc-dev/svc/internal/httpmw"
 )
 
@@ -73,17 +74,25 @@ func labelString(m *dto.Metric, names ...string) string {
 	return strings.Join(parts, " ")
 }
 
-func newObserved(t *testing.T, access bool, level slog.Level) (http.Handler, *prometheus.Registry, *bytes.Buffer) {
+// newObserved is a router behind RequestID and Observe. With access, the
+// access lines go to an accesslog.Writer; lines closes it and returns what
+// it wrote.
+func newObserved(t *testing.T, access bool, level slog.Level) (h http.Handler, reg *prometheus.Registry, lines func() string) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
+	reg = prometheus.NewRegistry()
 	m, err := httpmw.NewMetrics(reg)
 	if err != nil {
 		t.Fatalf("NewMetrics: %v", err)
 	}
-	var logs bytes.Buffer
-	log := slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: level}))
+	log := slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: level}))
+	var out bytes.Buffer
+	var w *accesslog.Writer
+	if access {
+		w = accesslog.New(&out, accesslog.Options{Service: "svc-test"})
+	}
+	t.Cleanup(func() { _ = w.Close() })
 	r := chi.NewRouter()
-	r.Use(httpmw.RequestID(), httpmw.Observe("public", m, log, access))
+	r.Use(httpmw.RequestID(), httpmw.Observe("public", m, log, w))
 	r.Get("/hello/{name}", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello "+chi.URLParam(r, "name"))
 	})
@@ -93,7 +102,12 @@ func newObserved(t *testing.T, access bool, level slog.Level) (http.Handler, *pr
 		r.Get("/users/{id}", func(http.ResponseWriter, *http.Request) {})
 	})
 	r.Get("/abort", func(http.ResponseWriter, *http.Request) { panic(http.ErrAbortHandler) })
-	return r, reg, &logs
+	return r, reg, func() string {
+		if err := w.Close(); err != nil {
+			t.Fatalf("closing the access log: %v", err)
+		}
+		return out.String()
+	}
 }
 
 func TestObserveMetrics(t *testing.T) {
@@ -166,9 +180,10 @@ func TestObserveAccessLog(t *testing.T) {
 			req := httptest.NewRequest(http.MethodGet, "/hello/ann", nil)
 			req.Header.Set(httpmw.RequestIDHeader, "rid-7")
 			h.ServeHTTP(httptest.NewRecorder(), req)
-			lines := nonEmptyLines(logs.String())
+			out := logs()
+			lines := nonEmptyLines(out)
 			if len(lines) != tt.wantLines {
-				t.Fatalf("access log lines = %d; want %d:\n%s", len(lines), tt.wantLines, logs.String())
+				t.Fatalf("access log lines = %d; want %d:\n%s", len(lines), tt.wantLines, out)
 			}
 			if tt.wantLines == 0 {
 				return
@@ -250,7 +265,7 @@ func statusRouter(t *testing.T) (http.Handler, *prometheus.Registry) {
 		t.Fatalf("NewMetrics: %v", err)
 	}
 	r := chi.NewRouter()
-	r.Use(httpmw.Observe("public", m, slog.New(slog.DiscardHandler), false))
+	r.Use(httpmw.Observe("public", m, slog.New(slog.DiscardHandler), nil))
 	r.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
 		code, err := strconv.Atoi(chi.URLParam(r, "code"))
 		if err != nil || code < 100 || code > 999 {

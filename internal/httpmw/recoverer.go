@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
-
-	"github.com/go-chi/chi/v5/middleware"
 )
 
 // Recoverer turns a panic in a handler into one error log line with the
@@ -19,44 +17,41 @@ import (
 // re-panicked without a log line: net/http uses it to abort a response on
 // purpose.
 //
-// Recoverer knows whether headers went out from the Status of a chi
-// middleware.WrapResponseWriter: behind [Observe], which provides one, it
-// allocates nothing; alone, it wraps the writer itself.
+// It is [New] with only Options.Recover: it wraps the response writer to
+// know whether headers went out, unless an outer [New] or [Observe]
+// wrapped it already.
 //
 // chi's middleware.Recoverer does the same but prints to stderr outside the
 // structured log, hence this small copy.
 func Recoverer(log *slog.Logger) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			ww, ok := w.(middleware.WrapResponseWriter)
-			if !ok {
-				ww = middleware.NewWrapResponseWriter(w, r.ProtoMajor)
-			}
-			defer func() {
-				rvr := recover()
-				if rvr == nil {
-					return
-				}
-				if rvr == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
-					panic(rvr)
-				}
-				sent := ww.Status() != 0
-				log.LogAttrs(r.Context(), slog.LevelError, "panic in handler",
-					slog.String("panic", fmt.Sprint(rvr)),
-					slog.String("method", r.Method), slog.String("path", r.URL.Path),
-					slog.String("request_id", GetID(r.Context())),
-					slog.Bool("response_aborted", sent),
-					slog.String("stack", string(debug.Stack())))
-				if sent {
-					panic(http.ErrAbortHandler)
-				}
-				if r.Header.Get("Connection") != "Upgrade" {
-					w.Header().Set("Content-Type", "application/json")
-					w.WriteHeader(http.StatusInternalServerError)
-					_, _ = w.Write([]byte(`{"error":"internal server error"}` + "\n"))
-				}
-			}()
-			next.ServeHTTP(ww, r)
-		})
+	return New(Options{Recover: true, Log: log})
+}
+
+// recovered handles the panic value v of the handler behind rw: it logs
+// it and answers 500 when the headers are not sent yet. It returns what
+// to panic with afterwards, or nil: http.ErrAbortHandler as it came, and
+// http.ErrAbortHandler for a panic after the headers went out.
+func (h *handler) recovered(v any, rw *responseWriter, r *http.Request, id string) any {
+	if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
+		return v
 	}
+	if h.ids == nil {
+		id = GetID(r.Context())
+	}
+	sent := rw.status != 0
+	h.o.Log.LogAttrs(r.Context(), slog.LevelError, "panic in handler",
+		slog.String("panic", fmt.Sprint(v)),
+		slog.String("method", r.Method), slog.String("path", r.URL.Path),
+		slog.String("request_id", id),
+		slog.Bool("response_aborted", sent),
+		slog.String("stack", string(debug.Stack())))
+	if sent {
+		return http.ErrAbortHandler
+	}
+	if r.Header.Get("Connection") != "Upgrade" {
+		rw.Header().Set("Content-Type", "application/json")
+		rw.WriteHeader(http.StatusInternalServerError)
+		_, _ = rw.Write([]byte(`{"error":"internal server error"}` + "\n"))
+	}
+	return nil
 }

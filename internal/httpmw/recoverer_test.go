@@ -210,7 +210,7 @@ func TestRecovererAbortsAfterHeaders(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				h = httpmw.Observe("public", m, log, false)(h)
+				h = httpmw.Observe("public", m, log, nil)(h)
 			}
 			srv := httptest.NewUnstartedServer(h)
 			srv.Config.ErrorLog = slog.NewLogLogger(slog.DiscardHandler, slog.LevelWarn)

@@ -18,23 +18,58 @@ const RequestIDHeader = "X-Request-Id"
 // 128 printable ASCII characters) or makes one, puts it in the context where
 // chi's middleware.GetReqID finds it, and echoes it in the response.
 // Generated ids are a per-process random prefix and a counter: unique and
-// cheap (no random read per request).
+// cheap (no random read per request). It is [New] with only
+// Options.RequestID.
 func RequestID() func(http.Handler) http.Handler {
+	return New(Options{RequestID: true})
+}
+
+// idSource makes request ids: a random prefix and a counter.
+type idSource struct {
+	prefix string // 12 hex digits and "-"
+	seq    atomic.Uint64
+}
+
+func newIDSource() *idSource {
 	var buf [6]byte
 	_, _ = rand.Read(buf[:])
-	prefix := hex.EncodeToString(buf[:]) + "-"
-	var seq atomic.Uint64
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id := r.Header.Get(RequestIDHeader)
-			if !validID(id) {
-				id = prefix + strconv.FormatUint(seq.Add(1), 10)
-			}
-			w.Header().Set(RequestIDHeader, id)
-			ctx := context.WithValue(r.Context(), middleware.RequestIDKey, id)
-			next.ServeHTTP(w, r.WithContext(ctx))
-		})
+	return &idSource{prefix: hex.EncodeToString(buf[:]) + "-"}
+}
+
+// idState is what a request's id needs, allocated with the request's
+// other state: the context that carries it and the header's value slice.
+type idState struct {
+	ctx idContext
+	hdr [1]string
+}
+
+// idContext is what context.WithValue(parent, middleware.RequestIDKey, id)
+// returns, without its two allocations (the context and the boxed id).
+// Any other key, cancellation and deadlines are the parent's.
+type idContext struct {
+	context.Context
+	id string
+}
+
+func (c *idContext) Value(key any) any {
+	if key == middleware.RequestIDKey {
+		return c.id
 	}
+	return c.Context.Value(key)
+}
+
+// set takes or makes r's id, echoes it in w's headers and returns r with
+// the id in its context, all kept in st.
+func (s *idSource) set(w http.ResponseWriter, r *http.Request, st *idState) *http.Request {
+	id := r.Header.Get(RequestIDHeader)
+	if !validID(id) {
+		var buf [40]byte // the prefix and up to 20 digits
+		id = string(strconv.AppendUint(append(buf[:0], s.prefix...), s.seq.Add(1), 10))
+	}
+	st.hdr[0] = id
+	w.Header()[RequestIDHeader] = st.hdr[:]
+	st.ctx = idContext{Context: r.Context(), id: id}
+	return r.WithContext(&st.ctx)
 }
 
 func validID(id string) bool {
