@@ -12,8 +12,11 @@ import (
 )
 
 // etcd wiped under a running instance (same cluster id, revision back to
-// 1, far behind what the instance saw): a greeting written afterwards is
-// served within seconds.
+// 1): a greeting written afterwards is served within seconds. The etcd
+// client resumed its watches at the revision it had reached, which the
+// wiped etcd overtook with other writes before the checks of the revision
+// could see it go backwards: the key written was missed for good. Now a
+// follow cut off by a broken connection lists again when it is back.
 func TestEtcdWipedUnderTheBinary(t *testing.T) {
 	srv := etcdtest.Start(t)
 	cli := srv.Client(t)
@@ -45,11 +48,6 @@ func TestEtcdWipedUnderTheBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	svctest.WaitFor(t, 20*time.Second, "the greeting written after the wipe", func() bool {
-		ok := strings.Contains(greeting(), "after, x")
-		if !ok && false {
-			t.Log(greeting())
-		}
-		return ok
+		return strings.Contains(greeting(), "after, x")
 	})
-	t.Logf("log:\n%s", s.stderr.String())
 }
