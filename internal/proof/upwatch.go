@@ -40,6 +40,8 @@ type WatchSwap struct {
 	ToServing  time.Duration // to the first answer with the new greeting
 	OldExited  time.Duration // to the old process's exit (drain included)
 	MaxLatency time.Duration // the slowest request sent between the SIGUSR2 and the old process's exit
+	SlowestAt  time.Duration // when that request was sent, from the SIGUSR2
+	BuildMax   time.Duration // the slowest request sent between the write and the SIGUSR2 (the build)
 	Sent       int           // requests sent from the write to the old process's exit, all loads
 	Failed     int
 	From, To   int // the pids
@@ -198,7 +200,8 @@ func UpWatch(t *testing.T, svcctl string, cfg UpWatchConfig) UpWatchResult {
 		sw.OldExited = time.Since(t0)
 		st := window(t0, t0.Add(sw.OldExited))
 		sw.Sent, sw.Failed = st.Sent, st.Failed
-		sw.MaxLatency = window(sig.At, t0.Add(sw.OldExited)).Max
+		sw.MaxLatency, sw.SlowestAt = slowest(loads, sig.At, t0.Add(sw.OldExited))
+		sw.BuildMax, _ = slowest(loads, t0, sig.At)
 		res.Swaps = append(res.Swaps, sw)
 		time.Sleep(cfg.Settle)
 	}
@@ -217,6 +220,19 @@ func UpWatch(t *testing.T, svcctl string, cfg UpWatchConfig) UpWatchResult {
 		t.Logf("svcctl up output (last lines):\n%s", log.tail(60))
 	}
 	return res
+}
+
+// slowest is the latency of the slowest request of loads sent in [from,
+// to), and when it was sent, from from.
+func slowest(loads map[string]sampler, from, to time.Time) (took, at time.Duration) {
+	for _, l := range loads {
+		for _, s := range l.Samples(from, to) {
+			if s.Took > took {
+				took, at = s.Took, s.At.Sub(from)
+			}
+		}
+	}
+	return took, at
 }
 
 // lastGreeting is the greeting the last good edit set, "hello" before any.
@@ -269,15 +285,17 @@ func ReportUpWatch(r *Report, section string, res UpWatchResult) {
 		"client with a new connection per request, and the raw HTTP/1.1 client that never retries. shutdown.drain %v; "+
 		"%v of steady load after each swap. Times are from the file's write: \"SIGUSR2\" when svcctl, the rebuild done, "+
 		"signals the service (includes its 300 ms debounce); \"new greeting\" the first answer with the new greeting; "+
-		"\"old exited\" the old process's exit (drain included). \"Max latency\": the slowest request sent between the "+
-		"SIGUSR2 and the old process's exit; \"requests\"/\"failed\": from the write to the old process's exit.\n\n",
+		"\"old exited\" the old process's exit (drain included). \"Max latency, build\": the slowest request sent between "+
+		"the write and the SIGUSR2; \"max latency, swap\": the slowest sent between the SIGUSR2 and the old process's exit, "+
+		"\"sent at\" when, from the SIGUSR2; \"requests\"/\"failed\": from the write to the old process's exit.\n\n",
 		cfg.Edits, cfg.BrokenAfter, cfg.Rate, cfg.Workers, cfg.Drain, cfg.Settle)
 	var rows [][]string
 	for i, s := range res.Swaps {
 		rows = append(rows, []string{strconv.Itoa(i + 1), s.Greeting, ms(s.Signal), ms(s.ToServing), ms(s.OldExited),
-			ms(s.MaxLatency), strconv.Itoa(s.Sent), strconv.Itoa(s.Failed)})
+			ms(s.BuildMax), ms(s.MaxLatency), "+" + ms(s.SlowestAt), strconv.Itoa(s.Sent), strconv.Itoa(s.Failed)})
 	}
-	r.Table(section, []string{"#", "greeting", "SIGUSR2", "new greeting", "old exited", "max latency", "requests", "failed"}, rows)
+	r.Table(section, []string{"#", "greeting", "SIGUSR2", "new greeting", "old exited", "max latency, build",
+		"max latency, swap", "sent at", "requests", "failed"}, rows)
 	b := res.Broken
 	kept := "the same pid kept answering with the same greeting"
 	if !b.Kept {
