@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -66,6 +67,30 @@ func TestProof(t *testing.T) {
 			if st.Failed > 0 {
 				t.Errorf("in-place restarts: %s: %d of %d requests failed (%s); want 0", name, st.Failed, st.Sent, st.ErrorsString())
 			}
+		}
+	})
+
+	t.Run("up-watch", func(t *testing.T) {
+		cfg := proof.UpWatchConfig{Edits: 5, BrokenAfter: 3, Rate: 400, Workers: 8, Settle: time.Second, Drain: time.Second}
+		res := proof.UpWatch(t, proof.Build(t, "github.com/svc-dev/svc/cmd/svcctl"), cfg)
+		proof.ReportUpWatch(h.Report, "svcctl up --watch: edits swapped in under load", res)
+		for name, st := range res.Loads {
+			if st.Failed > 0 {
+				t.Errorf("up --watch: %s: %d of %d requests failed (%s); want 0", name, st.Failed, st.Sent, st.ErrorsString())
+			}
+		}
+		if len(res.Swaps) != cfg.Edits {
+			t.Errorf("up --watch: %d of %d edits swapped in", len(res.Swaps), cfg.Edits)
+		}
+		b := res.Broken
+		if !b.Kept {
+			t.Errorf("up --watch, syntax error: the running process was not kept: %s", b.Seen)
+		}
+		if b.Failed > 0 {
+			t.Errorf("up --watch, syntax error: %d of %d requests failed; want 0", b.Failed, b.Sent)
+		}
+		if !strings.Contains(strings.Join(b.Compiler, "\n"), "syntax error") {
+			t.Errorf("up --watch, syntax error: svcctl did not print the compiler's error; it printed %q", b.Compiler)
 		}
 	})
 
