@@ -16,9 +16,8 @@ import (
 var out = flag.String("proof.out", "", "also write the Markdown report to this file")
 
 // TestProof runs every scenario of the proof and writes the report. Run
-// one scenario with -run 'TestProof/<name>': roll, in-place, crash, etcd-faults, hostile,
-// one scenario with -run 'TestProof/<name>': roll, crash, calls, etcd-faults, hostile,
-// performance, scale.
+// one scenario with -run 'TestProof/<name>': roll, in-place, up-watch,
+// crash, calls, etcd-faults, hostile, performance, scale.
 func TestProof(t *testing.T) {
 	h := proof.New(t)
 	defer func() {
