@@ -158,7 +158,11 @@ func first(s []string, n int) []string { return s[:min(n, len(s))] }
 // or reset. Each successor is a new process with a new instance id on the
 // same ports; the first process exits 0.
 func TestRestartInPlaceUnderLoad(t *testing.T) {
-	s := startGroup(t, t.TempDir(), restartEnv(t), binary)
+	// The drain must outlast the longest pause of a client between two
+	// requests on a kept connection: only a request during the drain gets
+	// the Connection: close that ends the connection cleanly. On a loaded
+	// 2-core machine running the race detector, pauses of 300ms were seen.
+	s := startGroup(t, t.TempDir(), restartEnv(t, "SHUTDOWN_DRAIN=1500ms"), binary)
 	c := svctest.Client(t)
 	s.waitReady(t, c, "http://"+s.private+"/readyz")
 	first := servingPID(t, c, s.admin)
@@ -279,7 +283,7 @@ func TestRestartFailedSuccessorKeepsServing(t *testing.T) {
 // connections under the client's next request: EOF or reset). Connects
 // that fail once nothing listens are not failures of a request.
 func TestSIGTERMUnderKeepAliveClient(t *testing.T) {
-	s := startGroup(t, t.TempDir(), restartEnv(t, "SHUTDOWN_DRAIN=500ms"), binary)
+	s := startGroup(t, t.TempDir(), restartEnv(t, "SHUTDOWN_DRAIN=1500ms"), binary)
 	c := svctest.Client(t)
 	s.waitReady(t, c, "http://"+s.private+"/readyz")
 	l := rawLoad(s.public, "/hello/load", 8)

@@ -44,8 +44,11 @@ func checkEjections(ctx context.Context, list []instance, token string) {
 	local := localAddrs()
 	var mu sync.Mutex // guards the EjectedBy of list
 	var wg sync.WaitGroup
-	for i := range list {
-		caller := list[i]
+	// The callers are read from a copy: the goroutines write EjectedBy of
+	// list's entries while the loop still starts others.
+	callers := slices.Clone(list)
+	for i := range callers {
+		caller := callers[i]
 		if caller.AdminPort == 0 {
 			continue
 		}
