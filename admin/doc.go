@@ -29,9 +29,12 @@
 //	GET  /admin/flight/status whether it records; POST /admin/flight/stop stops it
 //	GET  /admin/loglevel      current level, base level, end of a temporary level
 //	PUT  /admin/loglevel      body debug|info|warn|error; ?for=5m returns to the base level after 5 minutes
-//	GET  /admin/config        effective keys, values and layers, secrets redacted; overrides and their expiry
+//	GET  /admin/config        effective keys, values and layers, secrets redacted; overrides and their expiry;
+//	                          what the last reload held back (rejected, restart_required)
 //	PUT  /admin/config/{key}  override a key above every layer (body the value, ?for=5m); 202 if startup-only
 //	DELETE /admin/config/{key} drop the override
+//	POST /admin/config/reload re-read files and etcd now: changed, rejected, restart_required
+//	POST /admin/restart       restart in place (Params.Restart); 409 when refused
 //	POST /admin/drain         readiness 503 and deregister; serving continues
 //	POST /admin/undrain       the reverse
 //	GET  /admin/tasks         registered tasks
@@ -41,7 +44,7 @@
 //	GET  /admin/memstats      memory and GC statistics
 //	POST /admin/gc            force a garbage collection (?free=true returns memory to the OS)
 //	GET  /admin/build         module versions from runtime/debug
-//	GET  /admin/registry      registration status (when configured)
+//	GET  /admin/registry      registration status (when configured), and the instances ejected from calls
 //	GET  /admin/instance      this instance's registry record
 //
 // docs/admin.md shows each with real output.

@@ -7,6 +7,13 @@
 //
 //	conventions < JSON files < etcd (optional) < environment variables
 //
+// svc puts two more layers on top: the values of svc.WithValues (layer
+// "option", for tests) and an [Overrides] layer (layer "admin"), the values
+// an operator sets on the running process through the admin port, above
+// every other layer until they expire or are removed. A [Schema] declares
+// every key (type, default, doc, secret, live); a key nobody declared is
+// refused with the nearest declared key suggested.
+//
 // Values are strings in every layer, parsed on read by the typed getters
 // ([Store.Int], [Store.Duration], [Store.Bool], ...), whose errors name the
 // key, the value and the layer:

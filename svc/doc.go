@@ -10,7 +10,8 @@
 // Three listeners, placed by one number, the offset (see the contract):
 //
 //	admin    127.0.0.1:4000+offset  /, /admin, /debug/pprof, /admin/loglevel,
-//	                                /admin/config, /admin/drain, /admin/tasks
+//	                                /admin/config (and overrides), /admin/restart,
+//	                                /admin/flight, /admin/drain, /admin/tasks, ...
 //	public   :8000+offset           the service's routes, behind request ids,
 //	                                metrics, access log, panic recovery and a
 //	                                body limit
@@ -18,7 +19,7 @@
 //	                                service's private routes
 //
 // Configuration comes from layers (conventions < JSON files < etcd <
-// environment); every key is declared, and a key nobody declared fails the
+// environment < overrides set through the admin port); every key is declared, and a key nobody declared fails the
 // start with the nearest declared key. The framework's keys are decoded
 // once, from the final layers, into [Settings].
 //
@@ -51,34 +52,56 @@
 // # Start order
 //
 // Each framework component is a constructor that appends its own hooks,
-// so the order follows the dependencies:
+// so the order follows the dependencies (docs/anatomy-of-main.md has
+// every step):
 //
-//  1. before fx: name and offset are checked; CONFIG_DIR, the files (read
-//     once, undeclared keys refused), the environment and [WithValues] are
-//     read, and only environment and etcd.* are decoded from them;
+//  1. before fx: --help is answered; SIGINT, SIGTERM, SIGHUP and SIGUSR2
+//     are caught; inherited sockets (LISTEN_FDS, named admin, public,
+//     private) are taken; name and offset are checked; CONFIG_DIR, the
+//     files (read once, undeclared keys refused), the environment and
+//     [WithValues] are read, and only environment and etcd.* are decoded
+//     from them;
 //  2. fx builds the components: etcd client < etcd config layer < live
-//     configuration < [Settings] (decoded once) < discovery, the
-//     service's constructors < listeners < registration < the stop step;
+//     configuration (the admin override layer, config.Overrides, on top
+//     of every layer) < [Settings] (decoded once) < tracing < discovery,
+//     the access-log writer, the flight recorder, the service's
+//     constructors < listeners (each with its connection cap,
+//     <listener>.max-conns, by default derived from RLIMIT_NOFILE) <
+//     registration < the stop step. The service's options are an fx
+//     module placed before the framework's, so the hooks of its invokes
+//     start before the listeners bind and stop after they stopped;
 //  3. the configuration watches start, then the service's start hooks;
-//  4. the three listeners are bound (a port in use names the listener, the
-//     port and the key that overrides it), then served;
-//  5. with etcd, the instance registers once its readiness checks pass.
+//  4. the three listeners are bound, or serve their inherited socket (a
+//     port in use names the listener, the port and the key that
+//     overrides it), then served;
+//  5. with etcd, the instance registers once its readiness checks pass;
+//  6. Run sends READY=1 to systemd (NOTIFY_SOCKET) once readiness passes,
+//     pings its watchdog (WATCHDOG_USEC), and enables in-place restarts.
 //
 // A start that fails prints one line and exits 1, stopping what started;
 // a signal during the start stops what started and exits 0.
 //
+// # Serving
+//
+// SIGHUP reloads the configuration; SIGUSR2 (or POST /admin/restart)
+// restarts in place: a successor from the executable on disk takes the
+// listening sockets, and once it is ready this process sends MAINPID=,
+// stops accepting, drains and exits 0. A listener that dies while
+// serving stops the app as below and exits 1, after one log line naming
+// it: one dies, all stop.
+//
 // # Stop order (SIGINT or SIGTERM)
 //
-//  1. /readyz answers 503 and the instance deregisters;
+//  1. STOPPING=1 to systemd; every response says "Connection: close";
+//     /readyz answers 503 and the instance deregisters;
 //  2. wait shutdown.drain so that load balancers and caches notice;
 //  3. the servers stop accepting and finish in-flight requests within
 //     shutdown.timeout;
-//  4. the service's own stop hooks run, then discovery, the watches and
-//     the etcd client stop;
-//  5. exit 0.
-//
-// A listener that dies while serving stops the app the same way and
-// exits 1, after one log line naming it.
+//  4. the service's own stop hooks run; then the flight recorder stops,
+//     the access-log writer writes its last lines, discovery closes,
+//     tracing flushes its spans (all after the servers), and the
+//     watches, the overrides and the etcd client stop;
+//  5. exit 0 (1 if a step failed or a listener died).
 //
 // [New] builds the same application without running it, for tests; the
 // svctest package starts one on ephemeral ports in one line.
