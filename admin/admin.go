@@ -239,7 +239,7 @@ func (s *Server) capSeconds(next http.Handler) http.Handler {
 			if !given {
 				what = fmt.Sprintf("the default seconds=%g", sec)
 			}
-			writeError(w, http.StatusBadRequest, fmt.Sprintf("admin: %s exceeds the cap of %v (admin.Params.MaxProfileDuration); ask for less", what, s.p.MaxProfileDuration))
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("admin: %s exceeds the cap of %v (admin.max-profile-duration); ask for less", what, s.p.MaxProfileDuration))
 			return
 		}
 		next.ServeHTTP(w, r)

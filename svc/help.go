@@ -26,12 +26,13 @@ func printHelp(w io.Writer, name string, offset int, o *options) error {
 	}
 	s := l.store
 	fmt.Fprintf(w, "%s: an svc service at offset %d. It takes no flags: configuration comes from\n", name, offset)
-	fmt.Fprintf(w, "layers, lowest precedence first: %v, with etcd between the files and env when etcd.endpoints is set.\n\n", s.Layers())
+	fmt.Fprintf(w, "layers, lowest precedence first: convention < %s.json < %s.<environment>.json < etcd (when\n", name, name)
+	fmt.Fprintf(w, "etcd.endpoints is set) < environment < admin overrides (PUT /admin/config/KEY). Set here: %v.\n\n", s.Layers())
 
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "LISTENER\tADDRESS\tSERVES\tOVERRIDE")
 	for _, ln := range []struct{ name, serves string }{
-		{"admin", "/, /admin, /debug/pprof, /admin/loglevel, /admin/config, /admin/tasks"},
+		{"admin", "/, /admin (lists every endpoint), /debug/pprof, /admin/loglevel, /admin/config, /admin/drain, /admin/restart, /admin/tasks, /admin/flight"},
 		{"public", "the service's API"},
 		{"private", "/healthz, /readyz, /metrics, /info"},
 	} {

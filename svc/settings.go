@@ -98,8 +98,9 @@ func validate(name string, offset int) error {
 }
 
 // frameworkKeys declares the framework's own keys with their conventional
-// values for a service at offset. Only log.level is live: everything else
-// is read once at start, and a reload reports "restart required" for it.
+// values for a service at offset. log.level and the client timeouts are
+// live; everything else is read once at start, and a reload reports
+// "restart required" for it.
 func frameworkKeys(offset int) []config.Decl {
 	ports := convention.PortsOf(offset)
 	d := func(key string, t config.Type, def, doc string) config.Decl {

@@ -36,6 +36,7 @@ Service commands:
   config                                 effective configuration: key, value, layer
   config set KEY VALUE [--for 5m]        set a key on the running service (--for: then revert)
   config unset KEY                       drop the value config set gave it
+  reload                                 read the configuration files and etcd again now
   restart [--wait 30s]                   restart in place; --wait until the new process answers
   drain | undrain                        readiness 503 and deregister (still serving) | the reverse
   tasks                                  the service's admin tasks
@@ -48,7 +49,8 @@ Service commands:
   pprof PROFILE [--seconds N] [-o FILE]  save cpu, heap, allocs, goroutine, block, mutex,
                                          threadcreate or trace; open it with go tool pprof
   flight start | flight [-o FILE]        flight recorder: keep the last seconds of execution
-                                         trace | dump them; open with go tool trace; flight stop
+                                         trace | dump them; open with go tool trace;
+                                         flight stop | flight status
   get PATH | post PATH [--raw]           any other admin endpoint (GET /admin lists them)
 
 A service is its name (found on this host as svcctl ps finds it), its admin
