@@ -182,6 +182,18 @@ func checkCatalog(entries []catalogEntry) ([]collision, int) {
 	return cs, next
 }
 
+// catalogFile returns the catalog named by cmd's arguments: the one FILE
+// given, or $CONFIG_DIR/services.json ($CONFIG_DIR defaults to ./config).
+func catalogFile(e *env, cmd string, pos []string) (string, error) {
+	switch len(pos) {
+	case 0:
+		return filepath.Join(cmp.Or(e.getenv("CONFIG_DIR"), "config"), "services.json"), nil
+	case 1:
+		return pos[0], nil
+	}
+	return "", usagef("%s takes one FILE, got %q", cmd, pos)
+}
+
 func cmdPorts(_ context.Context, e *env, args []string) error {
 	fs := flag.NewFlagSet("ports", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print JSON")
@@ -189,14 +201,9 @@ func cmdPorts(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var file string
-	switch len(pos) {
-	case 0:
-		file = filepath.Join(cmp.Or(e.getenv("CONFIG_DIR"), "config"), "services.json")
-	case 1:
-		file = pos[0]
-	default:
-		return usagef("ports takes one FILE, got %q", pos)
+	file, err := catalogFile(e, "ports", pos)
+	if err != nil {
+		return err
 	}
 	entries, err := readCatalog(file)
 	if err != nil {

@@ -110,14 +110,9 @@ func cmdUp(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	var file string
-	switch len(pos) {
-	case 0:
-		file = filepath.Join(cmp.Or(e.getenv("CONFIG_DIR"), "config"), "services.json")
-	case 1:
-		file = pos[0]
-	default:
-		return usagef("up takes one FILE, got %q", pos)
+	file, err := catalogFile(e, "up", pos)
+	if err != nil {
+		return err
 	}
 	entries, err := readCatalog(file)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -245,17 +244,13 @@ func alive(pid int) bool {
 // with "Connection: close", and never retries. Start it with
 // StartRawLoad.
 type RawLoad struct {
-	stop chan struct{}
-	wg   sync.WaitGroup
-
-	mu      sync.Mutex // guards samples
-	samples []Sample
+	runner
 }
 
 // StartRawLoad starts workers that together send rate GET path requests
 // per second to addr.
 func StartRawLoad(addr, path string, rate, workers int) *RawLoad {
-	l := &RawLoad{stop: make(chan struct{})}
+	l := &RawLoad{runner: newRunner()}
 	req := []byte("GET " + path + " HTTP/1.1\r\nHost: " + addr + "\r\n\r\n")
 	interval := time.Duration(workers) * time.Second / time.Duration(rate)
 	for range workers {
@@ -312,30 +307,9 @@ func StartRawLoad(addr, path string, rate, workers int) *RawLoad {
 						c = nil
 					}
 				}
-				l.mu.Lock()
-				l.samples = append(l.samples, s)
-				l.mu.Unlock()
+				l.record(s)
 			}
 		})
 	}
 	return l
-}
-
-// Stop stops the workers.
-func (l *RawLoad) Stop() {
-	close(l.stop)
-	l.wg.Wait()
-}
-
-// Samples returns the outcomes of the requests sent in [from, to).
-func (l *RawLoad) Samples(from, to time.Time) []Sample {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []Sample
-	for _, s := range l.samples {
-		if !s.At.Before(from) && s.At.Before(to) {
-			out = append(out, s)
-		}
-	}
-	return out
 }

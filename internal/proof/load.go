@@ -36,23 +36,37 @@ type Sample struct {
 // workers, through one HTTP client with connection reuse, and keeps every
 // outcome. Start it with [StartLoad]; Stop ends it.
 type Load struct {
-	client  *http.Client
-	url     string
-	rate    int
-	workers int
+	client *http.Client
+	url    string
+	rate   int
 
+	runner
+}
+
+// runner is the goroutines of a load and the samples they record; Load
+// and RawLoad share it.
+type runner struct {
 	stop chan struct{}
-	wg   sync.WaitGroup // workers
+	wg   sync.WaitGroup // the goroutines
 
 	mu      sync.Mutex // guards samples
 	samples []Sample
+}
+
+func newRunner() runner { return runner{stop: make(chan struct{})} }
+
+// record keeps one outcome.
+func (w *runner) record(s Sample) {
+	w.mu.Lock()
+	w.samples = append(w.samples, s)
+	w.mu.Unlock()
 }
 
 // StartLoad starts workers goroutines that together send rate requests per
 // second to url through client. A worker whose request took longer than
 // its slot sends the next at once, without catching up on missed slots.
 func StartLoad(client *http.Client, url string, rate, workers int) *Load {
-	l := &Load{client: client, url: url, rate: rate, workers: workers, stop: make(chan struct{})}
+	l := &Load{client: client, url: url, rate: rate, runner: newRunner()}
 	interval := time.Duration(workers) * time.Second / time.Duration(rate)
 	begin := time.Now()
 	for i := range workers {
@@ -75,9 +89,7 @@ func StartLoad(client *http.Client, url string, rate, workers int) *Load {
 					}
 				}
 				s := l.one()
-				l.mu.Lock()
-				l.samples = append(l.samples, s)
-				l.mu.Unlock()
+				l.record(s)
 				next = next.Add(interval)
 				if now := time.Now(); next.Before(now.Add(-interval)) {
 					next = now
@@ -119,17 +131,17 @@ func (l *Load) one() Sample {
 }
 
 // Stop stops the workers and waits for their last requests.
-func (l *Load) Stop() {
-	close(l.stop)
-	l.wg.Wait()
+func (w *runner) Stop() {
+	close(w.stop)
+	w.wg.Wait()
 }
 
 // Samples returns the outcomes of the requests sent in [from, to).
-func (l *Load) Samples(from, to time.Time) []Sample {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+func (w *runner) Samples(from, to time.Time) []Sample {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	var out []Sample
-	for _, s := range l.samples {
+	for _, s := range w.samples {
 		if !s.At.Before(from) && s.At.Before(to) {
 			out = append(out, s)
 		}
