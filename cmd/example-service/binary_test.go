@@ -39,13 +39,26 @@ func startBinary(t *testing.T, dir string, env []string, args ...string) *proc {
 // startCommand is startBinary for any command: name with args.
 func startCommand(t *testing.T, dir string, env []string, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{stdout: &svctest.LogBuffer{}, stderr: &svctest.LogBuffer{}, exited: make(chan struct{})}
+	p := newProc()
 	p.cmd = exec.Command(name, args...)
 	p.cmd.Dir = dir
 	p.cmd.Env = append([]string{}, env...) // non-nil: nothing inherited
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
+	p.start(t)
+	return p
+}
+
+// newProc returns a proc with empty output buffers, to start.
+func newProc() *proc {
+	return &proc{stdout: &svctest.LogBuffer{}, stderr: &svctest.LogBuffer{}, exited: make(chan struct{})}
+}
+
+// start starts p.cmd, records its end in p.err and p.exited, and kills it
+// when the test ends if it still runs.
+func (p *proc) start(t *testing.T) {
+	t.Helper()
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", binary, err)
+		t.Fatalf("start %s: %v", p.cmd.Path, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
@@ -59,7 +72,6 @@ func startCommand(t *testing.T, dir string, env []string, name string, args ...s
 			<-p.exited
 		}
 	})
-	return p
 }
 
 // wait waits for the process to exit and returns its exit code.

@@ -36,7 +36,7 @@ func startPiped(t *testing.T, dir string, env []string, name string, args ...str
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &proc{stdout: &svctest.LogBuffer{}, stderr: &svctest.LogBuffer{}, exited: make(chan struct{})}
+	p := newProc()
 	read := make(chan struct{})
 	go func() {
 		defer close(read)

@@ -110,7 +110,7 @@ func startActivated(t *testing.T, names, pid string, env []string, lns ...net.Li
 	if pid != "" {
 		script = `LISTEN_PID=` + pid + ` exec "$0"`
 	}
-	p := &proc{stdout: &svctest.LogBuffer{}, stderr: &svctest.LogBuffer{}, exited: make(chan struct{})}
+	p := newProc()
 	p.cmd = newCmd("/bin/sh", t.TempDir(), env)
 	p.cmd.Args = []string{"sh", "-c", script, binary}
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr
@@ -122,21 +122,7 @@ func startActivated(t *testing.T, names, pid string, env []string, lns ...net.Li
 		defer f.Close()
 		p.cmd.ExtraFiles = append(p.cmd.ExtraFiles, f)
 	}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-p.exited:
-		default:
-			p.cmd.Process.Kill()
-			<-p.exited
-		}
-	})
+	p.start(t)
 	return p
 }
 
