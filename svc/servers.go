@@ -41,8 +41,9 @@ type server struct {
 	// successor serves its socket: Serve's error is then expected.
 	handedOff atomic.Bool
 
-	mu    sync.Mutex             // guards fresh
-	fresh map[net.Conn]time.Time // connections that have not sent a byte yet, and when they opened
+	mu     sync.Mutex             // guards fresh
+	fresh  map[net.Conn]time.Time // connections that have not sent a byte yet, and when they opened
+	nfresh atomic.Int64           // len(fresh), read without mu: a request on a kept connection takes no lock
 }
 
 // freshGrace is how long shutdown lets a connection that has sent nothing
@@ -96,10 +97,17 @@ func (s *server) track(c net.Conn, st http.ConnState) {
 	case http.StateNew:
 		s.mu.Lock()
 		s.fresh[c] = time.Now()
+		s.nfresh.Store(int64(len(s.fresh)))
 		s.mu.Unlock()
 	case http.StateActive, http.StateClosed, http.StateHijacked:
+		// c's StateNew happened before (net/http sets it before c's
+		// goroutine starts), so if c is in fresh, nfresh is not 0.
+		if s.nfresh.Load() == 0 {
+			return
+		}
 		s.mu.Lock()
 		delete(s.fresh, c)
+		s.nfresh.Store(int64(len(s.fresh)))
 		s.mu.Unlock()
 	}
 }
@@ -117,6 +125,7 @@ func (s *server) closeSilent(stop <-chan struct{}) {
 				delete(s.fresh, c)
 			}
 		}
+		s.nfresh.Store(int64(len(s.fresh)))
 		s.mu.Unlock()
 		select {
 		case <-stop:

@@ -3,6 +3,7 @@ package accesslog
 import (
 	"math"
 	"strconv"
+	"sync/atomic"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -68,7 +69,7 @@ func appendJSON(b []byte, t time.Time, service string, e *Entry, ms float64) []b
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, int64(e.Bytes), 10)
 	b = append(b, `,"duration_ms":`...)
-	b = appendJSONFloat(b, ms)
+	b = appendMillis(b, e.Duration.Microseconds(), ms)
 	b = append(b, `,"request_id":`...)
 	b = appendJSONString(b, e.RequestID)
 	if e.TraceID != "" {
@@ -112,17 +113,50 @@ func appendText(b []byte, t time.Time, service string, e *Entry, ms float64) []b
 
 const hex = "0123456789abcdef"
 
+// jsonSafe[c] says whether byte c is written as it is inside a JSON
+// string: ASCII from 0x20 but '"' and '\\'. Bytes from 0x80 (UTF-8) are
+// not: they take the rune-by-rune path.
+var jsonSafe = [256]bool{
+	' ': true, '!': true, '#': true, '$': true, '%': true, '&': true, '\'': true,
+	'(': true, ')': true, '*': true, '+': true, ',': true, '-': true, '.': true, '/': true,
+	'0': true, '1': true, '2': true, '3': true, '4': true, '5': true, '6': true, '7': true,
+	'8': true, '9': true, ':': true, ';': true, '<': true, '=': true, '>': true, '?': true,
+	'@': true, 'A': true, 'B': true, 'C': true, 'D': true, 'E': true, 'F': true, 'G': true,
+	'H': true, 'I': true, 'J': true, 'K': true, 'L': true, 'M': true, 'N': true, 'O': true,
+	'P': true, 'Q': true, 'R': true, 'S': true, 'T': true, 'U': true, 'V': true, 'W': true,
+	'X': true, 'Y': true, 'Z': true, '[': true, ']': true, '^': true, '_': true,
+	'`': true, 'a': true, 'b': true, 'c': true, 'd': true, 'e': true, 'f': true, 'g': true,
+	'h': true, 'i': true, 'j': true, 'k': true, 'l': true, 'm': true, 'n': true, 'o': true,
+	'p': true, 'q': true, 'r': true, 's': true, 't': true, 'u': true, 'v': true, 'w': true,
+	'x': true, 'y': true, 'z': true, '{': true, '|': true, '}': true, '~': true, 0x7f: true,
+}
+
 // appendJSONString appends s as a quoted JSON string, escaped as
 // encoding/json and slog escape it: '"', '\\' and control characters
 // escaped, each byte of invalid UTF-8 replaced by \ufffd, U+2028 and
 // U+2029 escaped; '<', '>' and '&' are left as they are.
 func appendJSONString(b []byte, s string) []byte {
 	b = append(b, '"')
+	// Fast path: the run of bytes that need no escaping, appended at once
+	// (all of a typical route, path, id or address).
+	i := 0
+	for ; i+8 <= len(s); i += 8 {
+		if !safe8(s[i:]) {
+			break
+		}
+	}
+	for i < len(s) && jsonSafe[s[i]] {
+		i++
+	}
+	if i == len(s) {
+		b = append(b, s...)
+		return append(b, '"')
+	}
 	start := 0
-	for i := 0; i < len(s); {
+	for i < len(s) {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}
@@ -160,6 +194,43 @@ func appendJSONString(b []byte, s string) []byte {
 	}
 	b = append(b, s[start:]...)
 	return append(b, '"')
+}
+
+// safe8 says whether the first 8 bytes of s are all jsonSafe: no control
+// character, no byte from 0x80, no '"' and no '\\' (0x7f is safe),
+// tested on the 8 bytes at once.
+func safe8(s string) bool {
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	// A byte below 0x20 (or from 0x80: its high bit is set in x already).
+	low := x - 0x20*ones
+	// A byte equal to '"' or '\\': zero after the XOR.
+	q, bs := x^('"'*ones), x^('\\'*ones)
+	bad := (low | (q - ones) | (bs - ones)) & ^x & highs
+	return bad == 0 && x&highs == 0
+}
+
+// appendMillis appends ms, which is us/1000, as appendJSONFloat would:
+// below 10^15 µs the shortest decimal of float64(us)/1000 is us/1000
+// itself (a decimal of at most 15 significant digits is the only one of
+// them to round to its float64), written without trailing zeros. Other
+// values take appendJSONFloat.
+func appendMillis(b []byte, us int64, ms float64) []byte {
+	if us < 0 || us >= 1e15 {
+		return appendJSONFloat(b, ms)
+	}
+	b = strconv.AppendInt(b, us/1000, 10)
+	frac := us % 1000
+	if frac == 0 {
+		return b
+	}
+	d := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+	n := 4
+	for d[n-1] == '0' {
+		n--
+	}
+	return append(b, d[:n]...)
 }
 
 // appendJSONFloat formats f as encoding/json does (and so slog): the
@@ -229,15 +300,59 @@ func appendRFC3339Millis(b []byte, t time.Time) []byte {
 
 // appendRFC3339Nano appends t as t.AppendFormat(b, time.RFC3339Nano) does,
 // at a fraction of its cost: the general formatter parses its layout on
-// every call. Years outside 0-9999 and zone offsets that are not whole
-// minutes take the general path.
+// every call, and the lines of one second share their date, time of day
+// and zone, formatted once ([stamp]). Years outside 0-9999 and zone
+// offsets that are not whole minutes take the general path.
 func appendRFC3339Nano(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	st := lastStamp.Load()
+	if st == nil || st.sec != sec || st.loc != loc {
+		st = newStamp(t, sec, loc)
+		if st == nil {
+			return t.AppendFormat(b, time.RFC3339Nano)
+		}
+		lastStamp.Store(st)
+	}
+	b = append(b, st.head...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var d [10]byte
+		d[0] = '.'
+		for i := 9; i > 0; i-- {
+			d[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for d[n-1] == '0' { // trailing zeros go, as in RFC3339Nano
+			n--
+		}
+		b = append(b, d[:n]...)
+	}
+	return append(b, st.zone...)
+}
+
+// stamp is one second of one location, formatted: the parts of an RFC 3339
+// time around its fraction.
+type stamp struct {
+	sec  int64          // Unix seconds
+	loc  *time.Location // the zone at sec is a function of (loc, sec)
+	head string         // "2006-01-02T15:04:05"
+	zone string         // "Z" or "+01:00"
+}
+
+// lastStamp is the second the last line was in, shared by every Writer:
+// lines come in time order, nearly, so it almost always matches.
+var lastStamp atomic.Pointer[stamp]
+
+// newStamp formats the second of t, or returns nil when the general
+// formatter must do it.
+func newStamp(t time.Time, sec int64, loc *time.Location) *stamp {
 	_, off := t.Zone()
 	year, month, day := t.Date()
 	if year < 0 || year > 9999 || off%60 != 0 {
-		return t.AppendFormat(b, time.RFC3339Nano)
+		return nil
 	}
-	hour, minute, sec := t.Clock()
+	hour, minute, s := t.Clock()
+	b := make([]byte, 0, 32)
 	b = appendDigits(b, year, 4)
 	b = append(b, '-')
 	b = appendDigits(b, int(month), 2)
@@ -248,25 +363,19 @@ func appendRFC3339Nano(b []byte, t time.Time) []byte {
 	b = append(b, ':')
 	b = appendDigits(b, minute, 2)
 	b = append(b, ':')
-	b = appendDigits(b, sec, 2)
-	if ns := t.Nanosecond(); ns != 0 {
-		b = append(b, '.')
-		b = appendDigits(b, ns, 9)
-		for b[len(b)-1] == '0' { // trailing zeros go, as in RFC3339Nano
-			b = b[:len(b)-1]
+	b = appendDigits(b, s, 2)
+	st := &stamp{sec: sec, loc: loc, head: string(b), zone: "Z"}
+	if off != 0 {
+		sign := byte('+')
+		if off < 0 {
+			sign, off = '-', -off
 		}
+		z := []byte{sign}
+		z = appendDigits(z, off/3600, 2)
+		z = append(z, ':')
+		st.zone = string(appendDigits(z, off/60%60, 2))
 	}
-	if off == 0 {
-		return append(b, 'Z')
-	}
-	sign := byte('+')
-	if off < 0 {
-		sign, off = '-', -off
-	}
-	b = append(b, sign)
-	b = appendDigits(b, off/3600, 2)
-	b = append(b, ':')
-	return appendDigits(b, off/60%60, 2)
+	return st
 }
 
 // appendDigits appends v (0 <= v < 10^width) in exactly width digits.

@@ -17,6 +17,8 @@
 # stderr read through a pipe (svc-access-pipe), and with stderr appended to
 # a file (svc-access-file). SVCHELLO=PATH measures that svchello binary
 # instead of building it (a build of an older commit, for a before/after).
+# KEEP=DIR keeps each server's dump as DIR/NAME.callgrind, for
+# callgrind_annotate.
 # Needs valgrind.
 set -euo pipefail
 
@@ -67,6 +69,7 @@ count() {
 	kill -KILL "$vpid"
 	wait "$vpid" 2>/dev/null || true
 	vpid=""
+	if [[ -n ${KEEP:-} ]]; then mkdir -p "$KEEP" && cat "$out".* > "$KEEP/$name.callgrind"; fi
 	awk '/^totals:/ {print $2}' "$out".*
 }
 

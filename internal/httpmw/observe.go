@@ -2,9 +2,11 @@ package httpmw
 
 import (
 	"log/slog"
+	"maps"
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -24,8 +26,12 @@ type Metrics struct {
 	requests *prometheus.CounterVec   // http_requests_total{server,method,route,code}
 	duration *prometheus.HistogramVec // http_request_duration_seconds{server,method,route}
 
-	mu     sync.RWMutex          // guards series
-	series map[seriesKey]*series // resolved children, so a request pays one map read
+	// series are the resolved children, so a request pays one map read
+	// and no lock: the map is never written once stored; a new label set
+	// stores a copy with it added (under mu). Label sets are few and
+	// bounded (maxSeries), so the copies are rare.
+	series atomic.Pointer[map[seriesKey]*series]
+	mu     sync.Mutex // serialises the copies
 }
 
 // seriesKey names the children of one request's labels. The set is bounded:
@@ -45,21 +51,25 @@ type series struct {
 // lookup of client_golang hashes every label on each call; this map read
 // does not allocate.
 func (m *Metrics) of(k seriesKey) *series {
-	m.mu.RLock()
-	s, ok := m.series[k]
-	m.mu.RUnlock()
-	if ok {
+	if s, ok := (*m.series.Load())[k]; ok {
 		return s
 	}
-	s = &series{
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.series.Load()
+	if s, ok := old[k]; ok {
+		return s
+	}
+	s := &series{
 		requests: m.requests.WithLabelValues(k.server, k.method, k.route, codeLabel(k.code)),
 		duration: m.duration.WithLabelValues(k.server, k.method, k.route),
 	}
-	m.mu.Lock()
-	if len(m.series) < maxSeries {
-		m.series[k] = s
+	if len(old) < maxSeries {
+		next := make(map[seriesKey]*series, len(old)+1)
+		maps.Copy(next, old)
+		next[k] = s
+		m.series.Store(&next)
 	}
-	m.mu.Unlock()
 	return s
 }
 
@@ -71,7 +81,6 @@ const maxSeries = 4096
 // NewMetrics registers the HTTP metrics with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
-		series: make(map[seriesKey]*series),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "http_requests_total",
 			Help: "HTTP requests served, by server, method, route pattern and status code.",
@@ -82,6 +91,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Buckets: prometheus.DefBuckets,
 		}, []string{"server", "method", "route"}),
 	}
+	m.series.Store(&map[seriesKey]*series{})
 	for _, c := range []prometheus.Collector{m.requests, m.duration} {
 		if err := reg.Register(c); err != nil {
 			return nil, err

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/go-chi/chi/v5/middleware"
 )
@@ -41,6 +42,7 @@ func newIDSource() *idSource {
 type idState struct {
 	ctx idContext
 	hdr [1]string
+	buf [40]byte // a generated id's bytes: the prefix and up to 20 digits
 }
 
 // idContext is what context.WithValue(parent, middleware.RequestIDKey, id)
@@ -61,10 +63,17 @@ func (c *idContext) Value(key any) any {
 // set takes or makes r's id, echoes it in w's headers and returns r with
 // the id in its context, all kept in st.
 func (s *idSource) set(w http.ResponseWriter, r *http.Request, st *idState) *http.Request {
-	id := r.Header.Get(RequestIDHeader)
+	// The server canonicalises the keys of incoming headers: indexing
+	// finds what Header.Get finds without canonicalising the key again.
+	var id string
+	if v := r.Header[RequestIDHeader]; len(v) > 0 {
+		id = v[0]
+	}
 	if !validID(id) {
-		var buf [40]byte // the prefix and up to 20 digits
-		id = string(strconv.AppendUint(append(buf[:0], s.prefix...), s.seq.Add(1), 10))
+		// The id's bytes live in st, allocated with the request's other
+		// state, and are never written again once the string exists.
+		b := strconv.AppendUint(append(st.buf[:0], s.prefix...), s.seq.Add(1), 10)
+		id = unsafe.String(&b[0], len(b))
 	}
 	st.hdr[0] = id
 	w.Header()[RequestIDHeader] = st.hdr[:]
