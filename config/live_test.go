@@ -557,14 +557,6 @@ func TestLiveWatchesFiles(t *testing.T) {
 	eventually(t, 5*time.Second, "fallback after removal", func() bool { return timeout.Get() == 5*time.Second })
 }
 
-func total(m map[string]float64) float64 {
-	var n float64
-	for _, v := range m {
-		n += v
-	}
-	return n
-}
-
 func TestLiveStartWithoutDirectory(t *testing.T) {
 	lg := &logs{}
 	live, err := config.NewLive(config.LiveOptions{Logger: lg.logger()},
