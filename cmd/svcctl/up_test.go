@@ -401,8 +401,11 @@ func TestUpWatchSwap(t *testing.T) {
 	pkg, mainGo := watchedService(t)
 	off := freeOffset(t)
 	ports := convention.PortsOf(off)
+	// A drain, as in production: kept connections get Connection: close on
+	// their next request instead of being closed under it (a drain of 0s
+	// closes idle kept connections at once, which a client may be reusing).
 	p := startUp(t, "--watch", writeCatalog(t, map[string]string{
-		"upwatch": fmt.Sprintf(`{"offset": %d, "package": %q, "env": {"SHUTDOWN_DRAIN": "0s", "LOG_ACCESS": "false"}}`, off, pkg),
+		"upwatch": fmt.Sprintf(`{"offset": %d, "package": %q, "env": {"SHUTDOWN_DRAIN": "1s", "LOG_ACCESS": "false"}}`, off, pkg),
 	}))
 	m := p.waitOutput(t, 2*time.Minute, `(?m)^upwatch\s+(\d+)\s`)
 	pid, _ := strconv.Atoi(m[1])
