@@ -293,6 +293,7 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 	}
 	startCtx, cancel := context.WithTimeout(ctx, a.startTimeout())
 	defer cancel()
+	a.parts.Restarter.expect()
 	if err := a.Start(startCtx); err != nil {
 		if ctx.Err() != nil {
 			// A signal during start is a request to stop, not a failure.

@@ -81,7 +81,10 @@ type restarter struct {
 	stderr    io.Writer  // where the successor's stderr is relayed until it is ready
 	listeners *listeners // set by provideListeners
 
+	enabled chan struct{} // closed by enable
+
 	mu        sync.Mutex      // guards the fields below
+	expecting bool            // Run enables restarts once the start is over
 	ctx       context.Context // nil until enabled; cancelled when this process begins to stop
 	notify    func(string)    // sd_notify to the service manager
 	running   bool            // a restart is in progress
@@ -97,7 +100,17 @@ func newRestarter(st Settings, lg *logs) *restarter {
 		log:     lg.log,
 		stderr:  lg.w,
 		done:    make(chan struct{}),
+		enabled: make(chan struct{}),
 	}
+}
+
+// expect says that Run will enable restarts once the start is over: a
+// restart asked for meanwhile (readiness may pass before Start returns)
+// waits for that instead of being refused.
+func (r *restarter) expect() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.expecting = true
 }
 
 // enable allows restarts from now on, until ctx ends; notify sends an
@@ -105,6 +118,9 @@ func newRestarter(st Settings, lg *logs) *restarter {
 func (r *restarter) enable(ctx context.Context, notify func(string)) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.ctx == nil {
+		close(r.enabled)
+	}
 	r.ctx, r.notify = ctx, notify
 }
 
@@ -127,8 +143,19 @@ type restartAnswer struct {
 // last stderr lines; this process serves on). A restart while another is
 // in progress, after a handover, or before Run enabled restarts is
 // refused with an error wrapping admin.ErrRefused.
-func (r *restarter) restart(context.Context) (any, error) {
+func (r *restarter) restart(req context.Context) (any, error) {
 	r.mu.Lock()
+	if r.ctx == nil && r.expecting {
+		r.mu.Unlock()
+		t := time.NewTimer(r.timeout)
+		select {
+		case <-r.enabled:
+		case <-req.Done():
+		case <-t.C:
+		}
+		t.Stop()
+		r.mu.Lock()
+	}
 	ctx := r.ctx
 	switch {
 	case ctx == nil:
