@@ -288,9 +288,11 @@ func TestDownAtStart(t *testing.T) {
 		v, l := lookup(s.live.Current(), "log.level")
 		return v == "debug" && l == "etcd"
 	})
-	if err := s.src.Check(t.Context()); err != nil {
-		t.Errorf("Check() = %v after etcd is back; want nil", err)
-	}
+	// The values are published by the list, a moment before the loop
+	// records the recovery: wait for it.
+	eventually(t, 5*time.Second, "Check passing and one line about etcd being back", func() bool {
+		return s.src.Check(t.Context()) == nil && s.logs.count(t, "etcd config layer connected") >= 1
+	})
 	if n := s.logs.count(t, "etcd config layer connected"); n != 1 {
 		t.Errorf("logged %d lines about etcd being back; want 1", n)
 	}
