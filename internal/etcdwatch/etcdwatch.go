@@ -21,7 +21,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc/connectivity"
@@ -75,13 +74,16 @@ type Loop struct {
 	// from another cluster, or with a revision below the highest seen
 	// since the last List, the loop stops Follow, reports an error
 	// wrapping a [*ReplacedError] to Broken ("etcd: cluster changed (id
-	// 1a -> 2b, revision 42 -> 3); listing again") and lists again. Failed checks are
-	// ignored: Follow sees outages itself. If zero, DefaultCheckEvery
-	// (2s); if negative, never.
+	// 1a -> 2b, revision 42 -> 3); listing again") and lists again; so
+	// does a break of the client's connection once it is ready again
+	// ([WaitReconnect]). Failed checks are ignored: Follow sees outages
+	// itself. The checks are a [Monitor]'s: one of the loop's own, every
+	// CheckEvery (if zero, DefaultCheckEvery, 2s; if negative, no checks),
+	// or the shared one below.
 	CheckEvery time.Duration
-	// Monitor, if not nil, checks the follows instead, for every loop
-	// that shares it (and CheckEvery is its interval, not the loop's):
-	// no goroutine and no request per loop.
+	// Monitor, if not nil, checks the follows of every loop that shares
+	// it, at its own interval (CheckEvery is then unused): one goroutine
+	// and one request per client instead of per loop.
 	Monitor *Monitor
 }
 
@@ -206,92 +208,28 @@ func (l *Loop) Run(ctx context.Context, cli *clientv3.Client, rev int64, err err
 	}
 }
 
-// follow runs Follow from the revision after rev and, beside it, the
-// checks of CheckEvery; it returns Follow's error, or an error wrapping
-// the [*ReplacedError] that stopped it.
+// follow runs Follow from the revision after rev while a [Monitor]
+// checks that etcd was not replaced under it: the shared one of the loop,
+// or one of its own asking every CheckEvery. It returns Follow's error,
+// or an error wrapping the [*ReplacedError] that stopped it.
 func (l *Loop) follow(ctx context.Context, cli *clientv3.Client, rev int64) error {
-	every := l.CheckEvery
-	if every == 0 {
-		every = DefaultCheckEvery
-	}
-	if every < 0 && l.Monitor == nil {
-		return l.Follow(ctx, rev+1)
+	m := l.Monitor
+	if m == nil {
+		if l.CheckEvery < 0 {
+			return l.Follow(ctx, rev+1)
+		}
+		m = NewMonitor(cli, l.CheckEvery)
+		defer m.Close()
 	}
 	fctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	var wg sync.WaitGroup
-	if l.Monitor != nil {
-		unwatch := l.Monitor.watch(rev, stop)
-		defer unwatch()
-	} else {
-		wg.Go(func() {
-			if err := checkReplaced(fctx, cli, rev, every); err != nil {
-				stop(err)
-			}
-		})
-		wg.Go(func() {
-			if err := WaitReconnect(fctx, cli); err != nil {
-				stop(err)
-			}
-		})
-	}
+	unwatch := m.watch(rev, stop)
 	err := l.Follow(fctx, rev+1)
-	stop(nil)
-	wg.Wait()
+	unwatch()
 	if replaced, ok := errors.AsType[*ReplacedError](context.Cause(fctx)); ok && ctx.Err() == nil {
 		return fmt.Errorf("%w; listing again", replaced)
 	}
 	return err
-}
-
-// checkReplaced asks etcd for its cluster id and revision at once and then
-// every interval, until ctx ends (it returns nil) or etcd answers from
-// another cluster or with a revision below rev or below an earlier answer
-// (twice, confirmAfter apart), which it returns as a [*ReplacedError].
-func checkReplaced(ctx context.Context, cli *clientv3.Client, rev int64, every time.Duration) error {
-	var tr Tracker
-	tr.Seen(rev)
-	ask := func() *pb.ResponseHeader {
-		actx, cancel := context.WithTimeout(ctx, min(every, 5*time.Second))
-		defer cancel()
-		resp, err := cli.Txn(actx).Commit()
-		if err != nil {
-			return nil // an outage: Follow sees it, or it passes
-		}
-		return resp.Header
-	}
-	wait := func(d time.Duration) bool {
-		t := time.NewTimer(d)
-		defer t.Stop()
-		select {
-		case <-ctx.Done():
-			return false
-		case <-t.C:
-			return true
-		}
-	}
-	for {
-		if h := ask(); h != nil {
-			before := tr
-			err := tr.Observe(h)
-			if replaced, ok := errors.AsType[*ReplacedError](err); ok {
-				if replaced.OldClusterID != replaced.NewClusterID {
-					return replaced
-				}
-				// A member that lags behind may have answered: ask again.
-				tr = before
-				if !wait(confirmAfter) {
-					return nil
-				}
-				if err := tr.Observe(ask()); err != nil {
-					return err
-				}
-			}
-		}
-		if !wait(every) {
-			return nil
-		}
-	}
 }
 
 // WaitReconnect waits until the client's connection to etcd, having been
