@@ -2,10 +2,15 @@ package svctest
 
 import (
 	"bytes"
+	"math/rand/v2"
+	"net"
 	"net/http"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/svc-dev/svc/internal/convention"
 )
 
 // LogBuffer collects output (a service's log, a process's stderr) that
@@ -50,4 +55,38 @@ func WaitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// FreeOffset returns a multiple of 10 in 500..990 whose three
+// conventional ports (admin, public and private, bound on every
+// interface) are free now, starting from a random one so that parallel
+// test processes rarely meet. skip, if not nil, excludes offsets the
+// caller already handed out; it is called with none of FreeOffset's
+// state held. The test fails if none is free.
+func FreeOffset(t testing.TB, skip func(offset int) bool) int {
+	t.Helper()
+	start := rand.IntN(50)
+	for i := range 50 {
+		o := 500 + 10*((start+i)%50)
+		if skip != nil && skip(o) {
+			continue
+		}
+		if portsFree(convention.PortsOf(o)) {
+			return o
+		}
+	}
+	t.Fatal("svctest: no offset in 500..990 with its three ports free")
+	return 0
+}
+
+// portsFree reports whether the three ports can be bound now.
+func portsFree(p convention.Ports) bool {
+	for _, port := range []int{p.Admin, p.Public, p.Private} {
+		ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
+		if err != nil {
+			return false
+		}
+		ln.Close()
+	}
+	return true
 }

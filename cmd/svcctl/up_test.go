@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
@@ -79,35 +78,15 @@ var (
 	offsetsUsed = map[int]bool{}
 )
 
-// freeOffset returns a multiple of 10 in 500..990 whose three ports are
-// free now and that no other test of this process took.
+// freeOffset returns a free offset that no other test of this process
+// took (svctest.FreeOffset).
 func freeOffset(t *testing.T) int {
 	t.Helper()
 	offsetsMu.Lock()
 	defer offsetsMu.Unlock()
-	start := rand.IntN(50)
-	for i := range 50 {
-		o := 500 + 10*((start+i)%50)
-		if offsetsUsed[o] {
-			continue
-		}
-		p := convention.PortsOf(o)
-		free := true
-		for _, port := range []int{p.Admin, p.Public, p.Private} {
-			ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-			if err != nil {
-				free = false
-				break
-			}
-			ln.Close()
-		}
-		if free {
-			offsetsUsed[o] = true
-			return o
-		}
-	}
-	t.Fatal("no free offset in 500..990")
-	return 0
+	o := svctest.FreeOffset(t, func(o int) bool { return offsetsUsed[o] })
+	offsetsUsed[o] = true
+	return o
 }
 
 // upProc is a running svcctl up.

@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +17,7 @@ import (
 	"time"
 
 	"github.com/svc-dev/svc/internal/convention"
+	"github.com/svc-dev/svc/svctest"
 )
 
 // UpWatchConfig is a series of edits of a service that `svcctl up
@@ -94,7 +93,7 @@ func UpWatch(t *testing.T, svcctl string, cfg UpWatchConfig) UpWatchResult {
 		return greetingRe.ReplaceAll(src, []byte(`key:"greeting" default:"`+g+`"`))
 	}
 
-	off := freeCatalogOffset(t)
+	off := svctest.FreeOffset(t, nil)
 	ports := convention.PortsOf(off)
 	catalog := filepath.Join(t.TempDir(), "services.json")
 	if err := os.WriteFile(catalog, fmt.Appendf(nil,
@@ -364,32 +363,6 @@ func copyExample(t *testing.T, root string) (dir, pkg string) {
 		t.Fatal(err)
 	}
 	return dir, "./" + filepath.ToSlash(rel)
-}
-
-// freeCatalogOffset returns a multiple of 10 in 500..990 whose three
-// ports (public and private on every interface, as svcctl up binds them)
-// are free now.
-func freeCatalogOffset(t *testing.T) int {
-	t.Helper()
-	start := rand.IntN(50)
-	for i := range 50 {
-		o := 500 + 10*((start+i)%50)
-		p := convention.PortsOf(o)
-		free := true
-		for _, port := range []int{p.Admin, p.Public, p.Private} {
-			ln, err := net.Listen("tcp", ":"+strconv.Itoa(port))
-			if err != nil {
-				free = false
-				break
-			}
-			ln.Close()
-		}
-		if free {
-			return o
-		}
-	}
-	t.Fatal("no free offset in 500..990")
-	return 0
 }
 
 // startSvcctlUp runs svcctl with args in dir, with CONFIG_DIR an empty
