@@ -25,9 +25,10 @@ import (
 // frameworkModule is the framework's components. Each takes its own
 // settings and appends its own lifecycle hooks, so the start and stop
 // order follows the dependencies: etcd client < etcd config layer < live
-// configuration < discovery < the service's constructors < listeners <
+// configuration (and overrides) < tracing < discovery < access-log writer
+// < flight recorder < the service's constructors < listeners <
 // registration < the stop step, started in that order and stopped in
-// reverse.
+// reverse (docs/anatomy-of-main.md has the table).
 var frameworkModule = fx.Module("svc",
 	fx.Provide(
 		provideEtcdClient,
