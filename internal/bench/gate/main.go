@@ -16,11 +16,12 @@
 // A run whose baseline moved more than 30% between rounds fails as
 // disturbed: a ratio measured beside other load on the machine is noise.
 //
-//	go run ./internal/bench/gate [-rounds 5] [-duration 5s] [-env GOGC=200] [-variant 'GOMEMLIMIT=256MiB GOGC=off']
+//	go run ./internal/bench/gate [-rounds 5] [-duration 5s] [-env GOGC=200] [-variant 'GOMEMLIMIT=256MiB GOGC=off'] [-bin old=/tmp/svchello-old]
 //
 // -env adds a variable to both servers' environment; each -variant adds
-// another svc run, with those variables, to every round (reported beside
-// svc, never gated). Needs ports 8020, 8021, 4020 and 8096 free.
+// another svc run, with those variables, to every round, and each -bin
+// NAME=PATH another build of svchello (from another commit, or with a
+// change being tried), both reported beside svc, never gated. Needs ports 8020, 8021, 4020 and 8096 free.
 package main
 
 import (
@@ -90,9 +91,10 @@ func run() error {
 	starts := flag.Int("starts", 30, "interleaved startups per server")
 	duration := flag.Duration("duration", 5*time.Second, "wrk duration per server per round")
 	conns := flag.Int("c", 32, "wrk connections")
-	var env, variants envList
+	var env, variants, bins envList
 	flag.Var(&env, "env", "KEY=VALUE added to both servers' environment (repeatable)")
 	flag.Var(&variants, "variant", "space-separated KEY=VALUE list: one more svc run per round with them (repeatable)")
+	flag.Var(&bins, "bin", "NAME=PATH: one more run per round of another svchello build, e.g. one from another commit (repeatable)")
 	flag.Parse()
 
 	wrk, err := exec.LookPath("wrk")
@@ -123,6 +125,15 @@ func run() error {
 		s := servers[1]
 		s.name = "svc " + v
 		s.env = append(slices.Clone(env), strings.Fields(v)...)
+		servers = append(servers, s)
+	}
+	for _, b := range bins {
+		name, path, ok := strings.Cut(b, "=")
+		if !ok {
+			return fmt.Errorf("-bin %q: want NAME=PATH", b)
+		}
+		s := servers[1]
+		s.name, s.bin = name, path
 		servers = append(servers, s)
 	}
 	results := make([]result, len(servers))
