@@ -48,7 +48,6 @@ func (f *fatal) fail(err error) { f.once.Do(func() { f.ch <- err }) }
 
 // parts are the components the accessors read.
 type parts struct {
-	fx.In
 	Settings  Settings
 	Live      *config.Live
 	Instance  *Instance
@@ -125,18 +124,19 @@ func newApp(name string, offset int, o *options, inh inherited) (*App, error) {
 	if inh == nil {
 		inh = inherited{}
 	}
+	fw := &framework{
+		l: l, logs: a.logs, hooks: a.hooks, fatal: a.fatal, reg: reg, schema: schema,
+		id: identity{name: name, offset: offset, version: version}, inh: inh, parts: &a.parts,
+		public: o.public, private: o.private, checks: o.checks, tasks: o.tasks,
+	}
 	a.fx = fx.New(
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 		fx.Logger(nopPrinter{}), // fx's fallback when the graph is broken
-
-		fx.Supply(l, a.logs, a.logs.log, a.hooks, a.fatal, reg, schema, identity{name: name, offset: offset, version: version}, inh),
-		fx.Provide(func() prometheus.Registerer { return reg }),
 		// The service's options in a module of their own, before the
 		// framework's: their invokes run first, so whatever they need
 		// starts before the listeners and stops after them.
 		fx.Module("service", o.fx...),
-		frameworkModule,
-		fx.Populate(&a.parts),
+		fw.module(),
 	)
 	if err := a.fx.Err(); err != nil {
 		a.abortStart()
@@ -304,6 +304,9 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 		a.abortStart()
 		fmt.Fprintln(stderr, startError(err))
 		return 1
+	}
+	if o.started != nil {
+		o.started(a)
 	}
 	sd := notifier{log: a.logs.log}
 	stopWatchdog := sd.watchdog()

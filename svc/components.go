@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -17,47 +18,174 @@ import (
 	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/config"
 	"github.com/svc-dev/svc/config/etcdsource"
+	"github.com/svc-dev/svc/internal/accesslog"
 	"github.com/svc-dev/svc/internal/httpmw"
 	"github.com/svc-dev/svc/internal/tracing"
 	"github.com/svc-dev/svc/registry"
 )
 
-// frameworkModule is the framework's components. Each takes its own
-// settings and appends its own lifecycle hooks, so the start and stop
-// order follows the dependencies: etcd client < etcd config layer < live
-// configuration (and overrides) < tracing < discovery < access-log writer
-// < flight recorder < the service's constructors < listeners <
-// registration < the stop step, started in that order and stopped in
-// reverse (docs/anatomy-of-main.md has the table).
-var frameworkModule = fx.Module("svc",
-	fx.Provide(
-		provideEtcdClient,
-		provideEtcdLayer,
-		config.NewOverrides, // PUT /admin/config/{key}: the top layer
-		provideLive,
-		provideSettings,
-		provideInstance,
-		provideDiscovery,
-		newReadiness,
-		newDrainer,
-		newRestarter,
-		provideMetrics,
-		provideAccessLog,
-		provideAdmin,
-		provideTracing,
-		provideListeners,
-		provideRegistration,
-		newRegistryView,
-		provideFlightRecorder,
-		// A snapshot of the configuration at start: it does not follow
-		// reloads (config.Struct, config.Var and *config.Live do).
-		func(l *config.Live) *config.Store { return l.Current() },
-	),
-	fx.Invoke(attachChecks),
+// framework is the framework's part of the fx graph: two nodes, so that
+// assembly pays fx's reflection twice instead of once per component
+// (docs/benchmarks.md measures it). core builds every component a
+// service's constructors may take, in the order of their start: etcd
+// client < etcd config layer < live configuration (and overrides) <
+// tracing < discovery < metrics < access-log writer < flight recorder.
+// serve, an invoke after the service's module, builds what needs the
+// service's groups: admin < listeners < registration < the stop step. The
+// service's constructors run in between, so their hooks start after core's
+// and before the listeners, and stop in reverse (docs/anatomy-of-main.md
+// has the table). Each component appends its own hooks through
+// frameworkHooks.
+type framework struct {
+	l      *layers
+	logs   *logs
+	hooks  *frameworkHooks
+	fatal  *fatal
+	reg    *prometheus.Registry
+	schema *config.Schema
+	id     identity
+	inh    inherited
+	parts  *parts // what the App's accessors read, set by serve
+
+	// Routes, checks and tasks given as values rather than constructors:
+	// no fx node each.
+	public, private []Routes
+	checks          []Check
+	tasks           []admin.Task
+}
+
+func (f *framework) module() fx.Option {
+	return fx.Module("svc", fx.Provide(f.core), fx.Invoke(f.serve))
+}
+
+// coreOut is what the framework gives the service's constructors.
+type coreOut struct {
+	fx.Out
+	Core       *core
+	Logger     *slog.Logger
+	Registry   *prometheus.Registry
+	Registerer prometheus.Registerer
+	Schema     *config.Schema
+	Client     *clientv3.Client // nil without etcd
+	Overrides  *config.Overrides
+	Live       *config.Live
+	// A snapshot of the configuration at start: it does not follow
+	// reloads (config.Struct, config.Var and *config.Live do).
+	Store     *config.Store
+	Settings  Settings
+	Instance  *Instance
+	Discovery *registry.Discovery
+	Tracing   *tracing.Tracing
+}
+
+// core is the components core built, for serve.
+type core struct {
+	client    *clientv3.Client
+	live      *config.Live
+	overrides *config.Overrides
+	settings  Settings
+	instance  *Instance
+	tracing   *tracing.Tracing
+	discovery *registry.Discovery
+	metrics   *httpmw.Metrics
+	access    *accesslog.Writer // nil without log.access
+	flight    *admin.FlightRecorder
+	ready     *readiness
+	drainer   *drainer
+	restarter *restarter
+	checks    []Check // the framework's own
+}
+
+func (f *framework) core(lc fx.Lifecycle) (coreOut, error) {
+	c := &core{ready: newReadiness()}
+	c.drainer = newDrainer(c.ready)
+	var err error
+	if c.client, err = provideEtcdClient(f.l, lc, f.hooks); err != nil {
+		return coreOut{}, err
+	}
+	etcd, err := provideEtcdLayer(c.client, f.l, f.id, f.logs.log, lc, f.hooks)
+	if err != nil {
+		return coreOut{}, err
+	}
+	c.checks = append(c.checks, etcd.Checks...)
+	c.overrides = config.NewOverrides() // PUT /admin/config/{key}: the top layer
+	if c.live, err = provideLive(f.l, etcd.Layer, c.overrides, f.logs, f.reg, lc, f.hooks); err != nil {
+		return coreOut{}, err
+	}
+	if c.settings, err = provideSettings(f.l, f.id, c.live, f.logs); err != nil {
+		return coreOut{}, err
+	}
+	c.instance = provideInstance(f.id, c.settings)
+	c.restarter = newRestarter(c.settings, f.logs)
+	if c.tracing, err = provideTracing(f.id, f.l, c.settings, c.instance, f.logs.log, lc, f.hooks); err != nil {
+		return coreOut{}, err
+	}
+	disc, err := provideDiscovery(c.client, c.settings, c.live, c.tracing, f.reg, f.logs.log, lc, f.hooks)
+	if err != nil {
+		return coreOut{}, err
+	}
+	c.discovery = disc.Discovery
+	c.checks = append(c.checks, disc.Checks...)
+	if c.metrics, err = provideMetrics(f.reg, c.instance); err != nil {
+		return coreOut{}, err
+	}
+	if c.access, err = provideAccessLog(c.settings, f.logs, f.reg, lc, f.hooks); err != nil {
+		return coreOut{}, err
+	}
+	c.flight = provideFlightRecorder(lc, f.hooks)
+	return coreOut{
+		Core: c, Logger: f.logs.log, Registry: f.reg, Registerer: f.reg, Schema: f.schema,
+		Client: c.client, Overrides: c.overrides, Live: c.live, Store: c.live.Current(),
+		Settings: c.settings, Instance: c.instance, Discovery: c.discovery, Tracing: c.tracing,
+	}, nil
+}
+
+// serveIn is what serve takes from the graph: core and the service's
+// groups.
+type serveIn struct {
+	fx.In
+	Core      *core
+	Lifecycle fx.Lifecycle
+	Public    []Routes     `group:"svc.public"`
+	Private   []Routes     `group:"svc.private"`
+	Checks    []Check      `group:"svc.checks"`
+	Tasks     []admin.Task `group:"svc.tasks"`
+}
+
+func (f *framework) serve(in serveIn) error {
+	c, lc, log := in.Core, in.Lifecycle, f.logs.log
+	view := newRegistryView(c.instance, c.settings, c.discovery, log)
+	adm, err := provideAdmin(adminIn{
+		Settings: c.settings, Logs: f.logs, Instance: c.instance, Live: c.live, Drainer: c.drainer,
+		Registry: view, Flight: c.flight, Restart: c.restarter, Tasks: slices.Concat(f.tasks, in.Tasks),
+		Overrides: c.overrides,
+	})
+	if err != nil {
+		return err
+	}
+	ls, err := provideListeners(listenersIn{
+		Lifecycle: lc, Fatal: f.fatal, Hooks: f.hooks, Settings: c.settings, Logger: log, Logs: f.logs,
+		Access: c.access, Admin: adm, Readiness: c.ready, Metrics: c.metrics, Gatherer: f.reg,
+		Registerer: f.reg, Instance: c.instance, Tracing: c.tracing, Inherited: f.inh,
+		Restarter: c.restarter, Public: slices.Concat(f.public, in.Public), Private: slices.Concat(f.private, in.Private),
+	})
+	if err != nil {
+		return err
+	}
+	reg := provideRegistration(registrationIn{
+		Lifecycle: lc, Hooks: f.hooks, Client: c.client, Settings: c.settings, Instance: c.instance,
+		Readiness: c.ready, Drainer: c.drainer, Logger: log, Metrics: f.reg, View: view, Listeners: ls,
+	})
+	if err := attachChecks(c.ready, slices.Concat(c.checks, reg.Checks, f.checks, in.Checks)); err != nil {
+		return err
+	}
 	// Last, so that its stop hook runs first: readiness 503, deregister,
 	// wait shutdown.drain.
-	fx.Invoke(appendStopStep),
-)
+	appendStopStep(lc, f.hooks, c.drainer, c.settings, log, ls)
+	*f.parts = parts{Settings: c.settings, Live: c.live, Instance: c.instance, Listeners: ls,
+		Drainer: c.drainer, Restarter: c.restarter}
+	return nil
+}
 
 // identity is what Run was called with.
 type identity struct {
@@ -242,7 +370,6 @@ func provideTracing(id identity, l *layers, st Settings, in *Instance, log *slog
 }
 
 type adminIn struct {
-	fx.In
 	Settings Settings
 	Logs     *logs
 	Instance *Instance
@@ -251,7 +378,7 @@ type adminIn struct {
 	Registry *registryView
 	Flight   *admin.FlightRecorder
 	Restart  *restarter
-	Tasks    []admin.Task `group:"svc.tasks"`
+	Tasks    []admin.Task
 
 	Overrides *config.Overrides // a layer of Live
 }
@@ -287,12 +414,9 @@ func provideAdmin(in adminIn) (*admin.Server, error) {
 
 // attachChecks gives readiness every check of the one group: the
 // service's and the framework's.
-func attachChecks(r *readiness, in struct {
-	fx.In
-	Checks []Check `group:"svc.checks"`
-}) error {
+func attachChecks(r *readiness, checks []Check) error {
 	seen := map[string]bool{}
-	for _, c := range in.Checks {
+	for _, c := range checks {
 		if c.Name == "" || c.Func == nil {
 			return errors.New("svc: a readiness check needs a Name and a Func")
 		}
@@ -301,7 +425,7 @@ func attachChecks(r *readiness, in struct {
 		}
 		seen[c.Name] = true
 	}
-	r.checks = in.Checks
+	r.checks = checks
 	return nil
 }
 
@@ -359,7 +483,7 @@ func runAll(ctx context.Context, hs []func(context.Context) error) error {
 // appendStopStep appends the first stop step, last of all hooks: readiness
 // 503 and the drain hooks (deregistration), then wait shutdown.drain so
 // that clients notice.
-func appendStopStep(lc fx.Lifecycle, hooks *frameworkHooks, d *drainer, st Settings, log *slog.Logger, ls *listeners, _ *registration) {
+func appendStopStep(lc fx.Lifecycle, hooks *frameworkHooks, d *drainer, st Settings, log *slog.Logger, ls *listeners) {
 	hooks.append(lc, fx.Hook{OnStop: func(ctx context.Context) error {
 		ls.drainBegins() // every response says Connection: close from now on
 		d.mu.Lock()

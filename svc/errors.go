@@ -82,7 +82,7 @@ func frameworkFunc(fn string) bool {
 	if !ok {
 		return false
 	}
-	for _, p := range []string{"provide", "new", "attachChecks", "appendStopStep", "Config", "group", "frameworkModule", "init."} {
+	for _, p := range []string{"provide", "new", "attachChecks", "appendStopStep", "Config", "group", "(*framework)", "init."} {
 		if strings.HasPrefix(rest, p) {
 			return true
 		}

@@ -33,6 +33,13 @@ type options struct {
 	decls   []config.Decl     // the service's declared keys
 	defs    map[string]string // the service's defaults for framework keys
 	errs    []error           // options that could not be applied
+	started func(*App)        // tests: called by run once the app started
+
+	// Routes, checks and tasks given as values: the framework takes them
+	// without an fx node each (constructors go through fx groups).
+	public, private []Routes
+	checks          []Check
+	tasks           []admin.Task
 }
 
 func (o *options) stdoutOr() io.Writer {
@@ -111,6 +118,10 @@ func mergeNonFx(dst, src *options) {
 		maps.Copy(dst.defs, src.defs)
 	}
 	dst.errs = append(dst.errs, src.errs...)
+	dst.public = append(dst.public, src.public...)
+	dst.private = append(dst.private, src.private...)
+	dst.checks = append(dst.checks, src.checks...)
+	dst.tasks = append(dst.tasks, src.tasks...)
 	if src.values != nil {
 		if dst.values == nil {
 			dst.values = map[string]string{}
@@ -126,11 +137,11 @@ const (
 	groupTasks   = `group:"svc.tasks"`
 )
 
-// group provides v (a value of type T) or a constructor returning T into a
-// value group.
-func group[T any](name, tag string, v any) Option {
+// group adds v, a value of type T, with add, or provides v, a constructor
+// returning T, into a value group.
+func group[T any](name, tag string, v any, add func(*options, T)) Option {
 	if t, ok := v.(T); ok {
-		v = func() T { return t }
+		return option{name: name, f: func(o *options) { add(o, t) }}
 	}
 	return fxOption(name, fx.Provide(fx.Annotate(v, fx.ResultTags(tag))))
 }
@@ -141,13 +152,13 @@ func group[T any](name, tag string, v any) Option {
 // applies to its routes only. A method and pattern registered by two of
 // them fails New, naming both.
 func PublicRoutes(ctor any) Option {
-	return group[Routes]("svc.PublicRoutes", groupPublic, routesOf(ctor))
+	return group("svc.PublicRoutes", groupPublic, routesOf(ctor), func(o *options, r Routes) { o.public = append(o.public, r) })
 }
 
 // PrivateRoutes adds routes to the private listener, beside /healthz,
 // /readyz, /metrics and /info.
 func PrivateRoutes(ctor any) Option {
-	return group[Routes]("svc.PrivateRoutes", groupPrivate, routesOf(ctor))
+	return group("svc.PrivateRoutes", groupPrivate, routesOf(ctor), func(o *options, r Routes) { o.private = append(o.private, r) })
 }
 
 func routesOf(v any) any {
@@ -167,7 +178,9 @@ type Check struct {
 }
 
 // Readiness adds a readiness check: a Check or a constructor returning one.
-func Readiness(ctor any) Option { return group[Check]("svc.Readiness", groupChecks, ctor) }
+func Readiness(ctor any) Option {
+	return group("svc.Readiness", groupChecks, ctor, func(o *options, c Check) { o.checks = append(o.checks, c) })
+}
 
 // ReadinessFunc adds a readiness check named name.
 func ReadinessFunc(name string, f func(context.Context) error) Option {
@@ -176,7 +189,9 @@ func ReadinessFunc(name string, f func(context.Context) error) Option {
 
 // AdminTask adds a task to the admin listener: an admin.Task or a
 // constructor returning one. POST /admin/tasks/{name} runs it.
-func AdminTask(ctor any) Option { return group[admin.Task]("svc.AdminTask", groupTasks, ctor) }
+func AdminTask(ctor any) Option {
+	return group("svc.AdminTask", groupTasks, ctor, func(o *options, t admin.Task) { o.tasks = append(o.tasks, t) })
+}
 
 // Config declares the keys of T's tagged fields under prefix (see
 // config.Declare for the tags: key, default, doc, secret, live) and

@@ -191,12 +191,10 @@ func TestListenerDeathStopsTheApp(t *testing.T) {
 		WithValues(map[string]string{"admin.port": "0", "public.port": "0", "private.port": "0", "shutdown.drain": "0s"}),
 		WithOutput(io.Discard, &stderr),
 		WithArgs(),
-		Invoke(func(lc fx.Lifecycle, ls *listeners) {
-			// Once serving, the public listener's socket is closed under
-			// it: Serve fails with something other than ErrServerClosed.
-			lc.Append(fx.StartHook(func() { go ls.servers[1].ln.Close() }))
-		}),
 	})
+	// Once serving, the public listener's socket is closed under it:
+	// Serve fails with something other than ErrServerClosed.
+	o.started = func(a *App) { a.parts.Listeners.servers[1].ln.Close() }
 	code := run(context.Background(), "dying", 80, o)
 	if code != 1 {
 		t.Fatalf("run = %d; want 1", code)
