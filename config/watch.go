@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -58,6 +59,15 @@ func (l *Live) Start() error {
 					}
 				}
 			})
+		}
+	}
+	// A missing directory is the zero-configuration default, not a fault:
+	// say so at debug level only, and make no watcher (an inotify
+	// instance and a thread) when nothing is left to watch.
+	for dir := range dirs {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			l.log.Debug("config: not watching a config directory; its files are read again only on a forced reload", "dir", dir, "err", err)
+			delete(dirs, dir)
 		}
 	}
 	if len(dirs) == 0 {

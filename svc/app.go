@@ -103,6 +103,8 @@ func newApp(name string, offset int, o *options, inh inherited) (*App, error) {
 	if err := errors.Join(o.errs...); err != nil {
 		return nil, err
 	}
+	reg := prometheus.NewRegistry()
+	rc := registerRuntimeCollectors(reg)
 	schema, err := schemaOf(offset, o)
 	if err != nil {
 		return nil, err
@@ -120,12 +122,11 @@ func newApp(name string, offset int, o *options, inh inherited) (*App, error) {
 		hooks: &frameworkHooks{},
 		fatal: newFatal(),
 	}
-	reg := prometheus.NewRegistry()
 	if inh == nil {
 		inh = inherited{}
 	}
 	fw := &framework{
-		l: l, logs: a.logs, hooks: a.hooks, fatal: a.fatal, reg: reg, schema: schema,
+		l: l, logs: a.logs, hooks: a.hooks, fatal: a.fatal, reg: reg, collectors: rc, schema: schema,
 		id: identity{name: name, offset: offset, version: version}, inh: inh, parts: &a.parts,
 		public: o.public, private: o.private, checks: o.checks, tasks: o.tasks,
 	}
@@ -266,12 +267,12 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 			return 1
 		}
 	}
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// Caught from the start: their default action would end the process.
-	control := make(chan os.Signal, 4)
-	signal.Notify(control, syscall.SIGHUP, syscall.SIGUSR2)
-	defer signal.Stop(control)
+	// Signals are caught from before the listeners bind (their default
+	// action would end the process), set up on another thread while the
+	// app is assembled: a process's first signal.Notify starts the
+	// runtime's signal thread, a few hundred microseconds of a start.
+	sigs := catchSignals(ctx)
+	defer sigs.stop()
 
 	inh, err := handover.Inherit()
 	if err != nil {
@@ -291,6 +292,7 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 		fmt.Fprintln(stderr, errorLine(err))
 		return 1
 	}
+	ctx, control := sigs.wait()
 	startCtx, cancel := context.WithTimeout(ctx, a.startTimeout())
 	defer cancel()
 	a.parts.Restarter.expect()
@@ -353,7 +355,7 @@ serve:
 			}
 		}
 	}
-	stop() // a second SIGINT or SIGTERM terminates at once
+	sigs.cancel() // a second SIGINT or SIGTERM terminates at once
 	endRestarts()
 	rs.wait() // a restart in progress stops its successor first
 	<-ready
@@ -427,4 +429,36 @@ func startError(err error) string {
 		return "svc: start timed out: " + err.Error()
 	}
 	return err.Error()
+}
+
+// signals are run's: SIGINT and SIGTERM cancel ctx; SIGHUP and SIGUSR2
+// arrive on control.
+type signals struct {
+	done    chan struct{} // closed once caught
+	ctx     context.Context
+	cancel  context.CancelFunc
+	control chan os.Signal
+}
+
+// catchSignals catches the signals in the background; wait returns once
+// they are caught.
+func catchSignals(parent context.Context) *signals {
+	s := &signals{done: make(chan struct{}), control: make(chan os.Signal, 4)}
+	go func() {
+		defer close(s.done)
+		s.ctx, s.cancel = signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+		signal.Notify(s.control, syscall.SIGHUP, syscall.SIGUSR2)
+	}()
+	return s
+}
+
+func (s *signals) wait() (context.Context, <-chan os.Signal) {
+	<-s.done
+	return s.ctx, s.control
+}
+
+func (s *signals) stop() {
+	<-s.done
+	s.cancel()
+	signal.Stop(s.control)
 }
