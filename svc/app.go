@@ -130,15 +130,17 @@ func newApp(name string, offset int, o *options, inh inherited) (*App, error) {
 		id: identity{name: name, offset: offset, version: version}, inh: inh, parts: &a.parts,
 		public: o.public, private: o.private, checks: o.checks, tasks: o.tasks,
 	}
-	a.fx = fx.New(
+	opts := []fx.Option{
 		fx.WithLogger(func() fxevent.Logger { return fxevent.NopLogger }),
 		fx.Logger(nopPrinter{}), // fx's fallback when the graph is broken
+	}
+	if len(o.fx) > 0 {
 		// The service's options in a module of their own, before the
 		// framework's: their invokes run first, so whatever they need
 		// starts before the listeners and stops after them.
-		fx.Module("service", o.fx...),
-		fw.module(),
-	)
+		opts = append(opts, fx.Module("service", o.fx...))
+	}
+	a.fx = fx.New(append(opts, fw.options())...)
 	if err := a.fx.Err(); err != nil {
 		a.abortStart()
 		if os.Getenv("SVC_DEBUG_FX") != "" {

@@ -56,8 +56,11 @@ type framework struct {
 	tasks           []admin.Task
 }
 
-func (f *framework) module() fx.Option {
-	return fx.Module("svc", fx.Provide(f.core), fx.Invoke(f.serve))
+// options are the framework's two nodes. Not an fx.Module: each module is
+// a dig scope of its own, with its own allocations, and the framework's
+// errors name their component themselves ("svc: metrics: ...").
+func (f *framework) options() fx.Option {
+	return fx.Options(fx.Provide(f.core), fx.Invoke(f.serve))
 }
 
 // coreOut is what the framework gives the service's constructors.
