@@ -71,7 +71,16 @@ func bootstrap(name string, schema *config.Schema, o *options) (*layers, error) 
 		return nil, err
 	}
 	l.store = schema.Store(l.conv, base, envFile, l.env, top)
-	if err := schema.CheckAll(l.store); err != nil {
+	// Only the keys decoded here are checked here; the live store checks
+	// every key once etcd's layer is in.
+	var errs []error
+	for _, k := range []string{KeyEnvironment, KeyEtcdEndpoints, KeyEtcdUsername, KeyEtcdPassword,
+		KeyEtcdTLSCA, KeyEtcdTLSCert, KeyEtcdTLSKey, KeyEtcdDialTimeout} {
+		if v, ok := l.store.Lookup(k); ok {
+			errs = append(errs, schema.Check(v))
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
 		return nil, err
 	}
 	if l.boot, err = decodeBootstrap(dir, l.store); err != nil {
