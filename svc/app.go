@@ -294,6 +294,7 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 		fmt.Fprintln(stderr, errorLine(err))
 		return 1
 	}
+	gcPercent(a.parts.Live, a.logs.log, os.LookupEnv)
 	ctx, control := sigs.wait()
 	startCtx, cancel := context.WithTimeout(ctx, a.startTimeout())
 	defer cancel()

@@ -44,6 +44,9 @@ func (l *layers) stack(etcd, overrides config.Layer) []config.Layer {
 	return append(ls, overrides)
 }
 
+// layerConvention is the lowest layer: the declared defaults and svc.Defaults.
+const layerConvention = "convention"
+
 // bootstrap reads what is needed to reach every layer: CONFIG_DIR, the
 // files (each read once: the live store takes their contents as read
 // here), the environment and WithValues; it decodes the environment and
@@ -54,7 +57,7 @@ func bootstrap(name string, schema *config.Schema, o *options) (*layers, error) 
 	if !ok || dir == "" {
 		dir = "config"
 	}
-	l := &layers{schema: schema, conv: schema.Defaults("convention"), env: config.NewEnv(getenv), getenv: getenv}
+	l := &layers{schema: schema, conv: schema.Defaults(layerConvention), env: config.NewEnv(getenv), getenv: getenv}
 	var top config.Source
 	if o.values != nil {
 		l.top = config.NewMap("option", o.values)

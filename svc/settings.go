@@ -50,6 +50,8 @@ const (
 	KeyLogLevel  = "log.level"
 	KeyLogFormat = "log.format"
 	KeyLogAccess = "log.access"
+	// KeyGCPercent is the garbage collector's target (GOGC), applied by Run.
+	KeyGCPercent = "runtime.gc-percent"
 
 	KeyEtcdEndpoints   = "etcd.endpoints"
 	KeyEtcdUsername    = "etcd.username"
@@ -149,6 +151,8 @@ func frameworkKeys(offset int) []config.Decl {
 		config.Decl{Key: KeyLogFormat, Type: config.String, Default: "auto", Doc: "auto (text on a terminal, JSON otherwise), text or json",
 			Check: oneOf("auto", "text", "json")},
 		d(KeyLogAccess, config.Bool, "true", "log one line per public request"),
+		config.Decl{Key: KeyGCPercent, Type: config.String, Default: strconv.Itoa(DefaultGCPercent), Live: true, Check: checkGCPercent,
+			Doc: "garbage collector target (GOGC): how far the heap grows over the live heap before a collection, in percent, or off; set by Run, live; the GOGC environment variable wins"},
 		d(KeyEtcdEndpoints, config.List, "", "comma-separated etcd endpoints; enables the etcd config layer and the registry"),
 		d(KeyEtcdUsername, config.String, "", "etcd user"),
 		config.Decl{Key: KeyEtcdPassword, Type: config.String, Secret: true, Doc: "etcd password"},
