@@ -49,7 +49,7 @@ func TestChainAllocs(t *testing.T) {
 		req := httptest.NewRequest(http.MethodGet, "/hello/ann", nil)
 		rec := httptest.NewRecorder()
 		return testing.AllocsPerRun(1000, func() {
-			clear(rec.HeaderMap)
+			clear(rec.Header())
 			rec.Body.Reset()
 			h.ServeHTTP(rec, req)
 		})
