@@ -126,7 +126,7 @@ type handler struct {
 
 // request is what one request needs beside the *http.Request, in one
 // allocation. It is also the request's context from the pass on, when the
-// pass puts a request id or a route context in it: it answers
+// pass puts a request id or a route context in it, or runs Trace: it answers
 // middleware.RequestIDKey and chi.RouteCtxKey, and any other key, the
 // cancellation and the deadline are its parent's.
 type request struct {
@@ -227,7 +227,7 @@ func (h *handler) serveTraced(w http.ResponseWriter, r *http.Request) {
 		rq, _ = ctx.Value(stateKey{}).(*request)
 	}
 	if rq == nil { // Trace gave a context not derived from the pass's
-		rq = &request{rctx: chi.RouteContext(ctx)}
+		rq = &request{id: GetID(ctx), rctx: chi.RouteContext(ctx)}
 	}
 	h.observe(w, r, rq)
 }
