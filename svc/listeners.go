@@ -197,40 +197,39 @@ func (ls *listeners) addr(i int) string {
 	return ls.servers[i].ln.Addr().String()
 }
 
+// publicRouter is the public router behind its one middleware pass. The
+// pass goes around the router, not inside it (router.Use): it gives chi
+// the route context in the context that carries the request id, so chi
+// neither copies the request nor adds a context of its own. Tracing runs
+// within the pass, after the request id and the route context and before
+// metrics, the access line and recovery: its span is named by route, and
+// the access line logs its trace_id.
 func publicRouter(in listenersIn) (http.Handler, error) {
 	r := chi.NewRouter()
-	// Tracing first: the span exists when the one pass logs its trace_id.
-	r.Use(in.Tracing.Middleware("public"), httpmw.New(httpmw.Options{
+	r.NotFound(notFound)
+	r.MethodNotAllowed(methodNotAllowed)
+	if err := newRouteTable("public").install(r, in.Public); err != nil {
+		return nil, err
+	}
+	return httpmw.New(httpmw.Options{
 		Server:       "public",
 		CloseChunked: true,
 		RequestID:    true,
+		Trace:        in.Tracing.Middleware("public"),
 		Metrics:      in.Metrics,
 		Access:       in.Access,
 		TraceID:      tracing.TraceID,
 		Recover:      true,
 		Log:          in.Logger,
 		MaxBodyBytes: in.Settings.Public.MaxBodyBytes,
-	}))
-	r.NotFound(notFound)
-	r.MethodNotAllowed(methodNotAllowed)
-	if err := newRouteTable("public").install(r, in.Public); err != nil {
-		return nil, err
-	}
-	return r, nil
+	})(r), nil
 }
 
+// privateRouter is the private router behind its pass, as publicRouter's.
 func privateRouter(in listenersIn) (http.Handler, error) {
 	r := chi.NewRouter()
-	r.Use(in.Tracing.Middleware("private"), httpmw.New(httpmw.Options{
-		Server:       "private",
-		CloseChunked: true,
-		Metrics:      in.Metrics,
-		Recover:      true,
-		Log:          in.Logger,
-		MaxBodyBytes: in.Settings.Private.MaxBodyBytes,
-	}),
-		// HEAD answers on GET routes: load balancers probe /healthz with it.
-		middleware.GetHead)
+	// HEAD answers on GET routes: load balancers probe /healthz with it.
+	r.Use(middleware.GetHead)
 	r.NotFound(notFound)
 	r.MethodNotAllowed(methodNotAllowed)
 	t := newRouteTable("private")
@@ -250,7 +249,15 @@ func privateRouter(in listenersIn) (http.Handler, error) {
 	if err := t.install(r, in.Private); err != nil {
 		return nil, fmt.Errorf("%w (/healthz, /readyz, /metrics and /info are the framework's)", err)
 	}
-	return r, nil
+	return httpmw.New(httpmw.Options{
+		Server:       "private",
+		CloseChunked: true,
+		Trace:        in.Tracing.Middleware("private"),
+		Metrics:      in.Metrics,
+		Recover:      true,
+		Log:          in.Logger,
+		MaxBodyBytes: in.Settings.Private.MaxBodyBytes,
+	})(r), nil
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {

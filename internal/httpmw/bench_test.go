@@ -1,6 +1,7 @@
 package httpmw_test
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/svc-dev/svc/internal/accesslog"
 	"github.com/svc-dev/svc/internal/httpmw"
+	"github.com/svc-dev/svc/internal/tracing"
 )
 
 // hello is the trivial handler of every throughput comparison
@@ -22,9 +24,11 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 }
 
 // publicStack is svc's public middleware as svc's publicRouter builds it:
-// one pass closing after chunked requests, with request ids, metrics, the
-// access log (JSON lines to io.Discard through an accesslog.Writer), panic
-// recovery and the body limit (4 MiB, the default).
+// one pass around the router, closing after chunked requests, with
+// request ids, the route context, tracing with export off (as by
+// default), metrics, the access log (JSON lines to io.Discard through an
+// accesslog.Writer), panic recovery and the body limit (4 MiB, the
+// default).
 func publicStack(b *testing.B, access bool) http.Handler {
 	m, err := httpmw.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
@@ -35,19 +39,24 @@ func publicStack(b *testing.B, access bool) http.Handler {
 		w = accesslog.New(io.Discard, accesslog.Options{Service: "bench"})
 		b.Cleanup(func() { _ = w.Close() })
 	}
+	tr, err := tracing.New(context.Background(), tracing.Options{Service: "bench", Getenv: func(string) (string, bool) { return "", false }})
+	if err != nil {
+		b.Fatal(err)
+	}
 	r := chi.NewRouter()
-	r.Use(httpmw.New(httpmw.Options{
+	r.Get("/hello/{name}", hello)
+	return httpmw.New(httpmw.Options{
 		Server:       "public",
 		CloseChunked: true,
 		RequestID:    true,
 		Metrics:      m,
 		Access:       w,
+		TraceID:      tracing.TraceID,
+		Trace:        tr.Middleware("public"),
 		Recover:      true,
 		Log:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		MaxBodyBytes: 4 << 20,
-	}))
-	r.Get("/hello/{name}", hello)
-	return r
+	})(r)
 }
 
 func bareChi() http.Handler {

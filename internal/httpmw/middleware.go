@@ -4,9 +4,11 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"sync"
 	"time"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/svc-dev/svc/internal/accesslog"
 )
@@ -32,9 +34,16 @@ type Options struct {
 	Access *accesslog.Writer
 	// TraceID, if not nil, returns the trace id of a request's context
 	// ("" for none) for the access line's trace_id. It reads the context
-	// the middleware was given, so whatever puts the trace in it runs
-	// before this middleware.
+	// Trace gives the rest of the pass, or without Trace the context the
+	// middleware was given: whatever puts the trace in it runs before.
 	TraceID func(context.Context) string
+	// Trace, if not nil, is the tracing middleware. The pass runs it
+	// once the request id and the route context are in the request's
+	// context, and before the rest (metrics and the access line,
+	// recovery, the body limit): its span can be named after the route
+	// once the handler returned, it sees the 500 of a recovered panic,
+	// and TraceID finds its span in the context it passes on.
+	Trace func(http.Handler) http.Handler
 	// Recover turns a panic into an error line on Log and a 500; see
 	// [Recoverer].
 	Recover bool
@@ -48,17 +57,29 @@ type Options struct {
 
 // New returns the middleware svc puts in front of each router: the steps
 // Options choose, in one pass, in this order: close after a chunked
-// request, the request id, metrics and the access line, panic recovery,
-// the body limit. It wraps the response writer once, for everyone, and
-// resolves the metrics' children once per label set. Like [Observe] it
-// must wrap the chi router itself (router.Use) so the route pattern is
-// known when the handler returns.
+// request, the request id, the route context, Options.Trace, metrics and
+// the access line, panic recovery, the body limit. It wraps the response
+// writer once, for everyone, and resolves the metrics' children once per
+// label set.
+//
+// It goes around a chi router (a *chi.Mux), New(o)(router), as the
+// server's handler: then it gives the router its route context (a
+// *chi.Context from a pool, as chi's own), in the same context as the
+// request id, and chi routes the request as it routes a sub-router's,
+// without a request copy and a context of its own. A router below
+// another one, which has a route context already, gets that one. New can
+// also go inside the router (router.Use), or around any handler; the
+// route pattern of the metrics and of the access line is then that of
+// the chi router around it, if any.
 //
 // Per request it makes one allocation for its own state (the response
-// writer, and the context and header value that carry the request id),
-// and, with RequestID, the request that carries that context
-// (r.WithContext) and the id when it makes one; the access line and the
-// metrics allocate nothing.
+// writer, and the context that carries the request id and the route
+// context), and when that context is new the request that carries it
+// (r.WithContext); the access line and the metrics allocate nothing.
+//
+// As with chi, the route context goes back to the pool when the request
+// is served: nothing may use it (chi.RouteContext, chi.URLParam) after
+// the handler returns, in a goroutine say, without chi.Context.Clone.
 func New(o Options) func(http.Handler) http.Handler {
 	if o.Log == nil {
 		o.Log = slog.Default()
@@ -72,53 +93,158 @@ func New(o Options) func(http.Handler) http.Handler {
 		tooLarge = tooLargeBody(o.MaxBodyBytes)
 	}
 	return func(next http.Handler) http.Handler {
-		return &handler{
+		h := &handler{
 			o:        o,
 			next:     next,
 			ids:      ids,
 			tooLarge: tooLarge,
+			measure:  o.Metrics != nil || o.Access != nil,
 			wrap:     o.Metrics != nil || o.Access != nil || o.Recover,
 		}
+		if mux, ok := next.(*chi.Mux); ok {
+			h.routes = mux
+		}
+		h.state = h.wrap || h.ids != nil || h.routes != nil
+		if o.Trace != nil {
+			h.traced = o.Trace(http.HandlerFunc(h.serveTraced))
+		}
+		return h
 	}
 }
 
 type handler struct {
 	o        Options
 	next     http.Handler
-	ids      *idSource // nil without Options.RequestID
-	tooLarge []byte    // the 413's body, with Options.MaxBodyBytes
-	wrap     bool      // a step needs the response's status
+	routes   chi.Routes   // next, when it is a *chi.Mux: the pass gives it its route context
+	traced   http.Handler // Options.Trace around serveTraced, or nil
+	ids      *idSource    // nil without Options.RequestID
+	tooLarge []byte       // the 413's body, with Options.MaxBodyBytes
+	measure  bool         // metrics or access lines: the route pattern is needed
+	wrap     bool         // a step needs the response's status
+	state    bool         // a request needs a *request: wrap, ids or routes
 }
 
 // request is what one request needs beside the *http.Request, in one
-// allocation.
+// allocation. It is also the request's context from the pass on, when the
+// pass puts a request id or a route context in it, or runs Trace: it answers
+// middleware.RequestIDKey and chi.RouteCtxKey, and any other key, the
+// cancellation and the deadline are its parent's.
 type request struct {
-	w     responseWriter
-	start time.Time
-	id    idState // the request id, when this middleware sets it
+	context.Context              // the parent: the request's context as the pass got it
+	id              string       // the request id, with Options.RequestID
+	rctx            *chi.Context // the route context: the pass's own, or the router's above
+	w               responseWriter
+	start           time.Duration // when the pass began serving, since epoch
+	hdr             [1]string     // the X-Request-Id header's value
+	buf             [32]byte      // a generated id's bytes: the prefix and the counter's digits
 }
+
+// epoch is when the package was loaded: a request's start is kept as the
+// monotonic time since, 8 bytes where a time.Time takes 24.
+var epoch = time.Now()
+
+// stateKey is the key under which a request's context gives its
+// *request, for serveTraced.
+type stateKey struct{}
+
+func (rq *request) Value(key any) any {
+	switch key {
+	case chi.RouteCtxKey:
+		if rq.rctx != nil {
+			return rq.rctx
+		}
+	case middleware.RequestIDKey:
+		if rq.id != "" {
+			return rq.id
+		}
+	case stateKey{}:
+		return rq
+	}
+	return rq.Context.Value(key)
+}
+
+// routeContexts are the route contexts the pass gives routers, reused as
+// chi reuses its own.
+var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.o.CloseChunked {
 		closeIfChunked(w, r)
 	}
-	if !h.wrap {
-		if h.ids != nil {
-			r = h.ids.set(w, r, &idState{})
+	if !h.state {
+		if h.traced != nil {
+			h.traced.ServeHTTP(w, r)
+			return
 		}
 		h.serve(w, w, r)
 		return
 	}
 	rq := &request{}
 	if h.ids != nil {
-		r = h.ids.set(w, r, &rq.id)
+		h.ids.set(w, r, rq)
+	}
+	ctx := r.Context()
+	var pooled *chi.Context
+	if h.routes != nil || h.measure {
+		rq.rctx, _ = ctx.Value(chi.RouteCtxKey).(*chi.Context)
+		if rq.rctx == nil && h.routes != nil {
+			// What chi's Mux.ServeHTTP does for a router at the top
+			// but setting the parent context it keeps, unexported and
+			// unused by chi. Mux.ServeHTTP finds this one and routes
+			// the request as a sub-router's: it neither copies it
+			// again nor makes a context of its own.
+			pooled = routeContexts.Get().(*chi.Context)
+			pooled.Reset()
+			pooled.Routes = h.routes
+			rq.rctx = pooled
+		}
+	}
+	// With Trace, serveTraced finds rq in the context.
+	if rq.id != "" || pooled != nil || h.traced != nil {
+		rq.Context = ctx
+		r = r.WithContext(rq)
+	}
+	if h.traced != nil {
+		h.traced.ServeHTTP(w, r)
+	} else {
+		h.observe(w, r, rq)
+	}
+	if pooled != nil {
+		routeContexts.Put(pooled)
+	}
+}
+
+// serveTraced is what Options.Trace calls: the rest of the pass, with the
+// request's state found in its context.
+func (h *handler) serveTraced(w http.ResponseWriter, r *http.Request) {
+	if !h.state {
+		h.serve(w, w, r)
+		return
+	}
+	ctx := r.Context()
+	rq, ok := ctx.(*request)
+	if !ok {
+		rq, _ = ctx.Value(stateKey{}).(*request)
+	}
+	if rq == nil { // Trace gave a context not derived from the pass's
+		rq = &request{id: GetID(ctx), rctx: chi.RouteContext(ctx)}
+	}
+	h.observe(w, r, rq)
+}
+
+// observe wraps the response writer, when a step needs it, and serves the
+// request with metrics, the access line and recovery.
+func (h *handler) observe(w http.ResponseWriter, r *http.Request, rq *request) {
+	if !h.wrap {
+		h.serve(w, w, r)
+		return
 	}
 	rw, ok := w.(*responseWriter) // already wrapped by an outer instance
 	if !ok {
 		rq.w.ResponseWriter = w
 		rw = &rq.w
 	}
-	rq.start = time.Now()
+	rq.start = time.Since(epoch)
 	defer h.finish(rq, rw, r)
 	h.serve(rw, w, r)
 }
@@ -148,7 +274,7 @@ func (h *handler) finish(rq *request, rw *responseWriter, r *http.Request) {
 	var repanic any
 	if h.o.Recover {
 		if v := recover(); v != nil {
-			repanic = h.recovered(v, rw, r, rq.id.ctx.id)
+			repanic = h.recovered(v, rw, r, rq.id)
 		}
 	}
 	h.record(rq, rw, r)
@@ -159,31 +285,29 @@ func (h *handler) finish(rq *request, rw *responseWriter, r *http.Request) {
 
 // record counts the request and writes its access line.
 func (h *handler) record(rq *request, rw *responseWriter, r *http.Request) {
-	if h.o.Metrics == nil && h.o.Access == nil {
+	if !h.measure {
 		return
 	}
 	end := time.Now()
-	elapsed := end.Sub(rq.start)
+	elapsed := end.Sub(epoch) - rq.start
 	status := rw.status
 	if status == 0 {
 		status = http.StatusOK
 	}
-	ctx := r.Context()
 	route := Unmatched
-	if rc := chi.RouteContext(ctx); rc != nil {
-		if p := rc.RoutePattern(); p != "" {
-			route = p
-		}
+	if p := rq.rctx.RoutePattern(); p != "" { // "" for a nil *chi.Context
+		route = p
 	}
 	if m := h.o.Metrics; m != nil {
 		s := m.of(seriesKey{h.o.Server, methodLabel(r.Method), route, codeKey(status)})
 		s.requests.Inc()
 		s.duration.Observe(elapsed.Seconds())
 	}
+	ctx := r.Context()
 	if h.o.Access == nil || !h.o.Log.Enabled(ctx, slog.LevelInfo) {
 		return
 	}
-	id := rq.id.ctx.id
+	id := rq.id
 	if h.ids == nil {
 		id = GetID(ctx)
 	}

@@ -151,8 +151,8 @@ func codeLabel(key int) string {
 
 // Observe records metrics for every request and, when access is not nil,
 // writes one access line per request to it while log is enabled at info.
-// It must wrap the chi router itself (router.Use) so the route pattern is
-// known when the handler returns. The labels are bounded as [Metrics]
+// It goes inside the chi router (router.Use) or around it, as [New] says,
+// so the route pattern is known when the handler returns. The labels are bounded as [Metrics]
 // says; the access line keeps the raw method and path. It is [New] with
 // only Options.Metrics and Options.Access.
 func Observe(server string, m *Metrics, log *slog.Logger, access *accesslog.Writer) func(http.Handler) http.Handler {

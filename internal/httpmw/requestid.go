@@ -37,32 +37,9 @@ func newIDSource() *idSource {
 	return &idSource{prefix: hex.EncodeToString(buf[:]) + "-"}
 }
 
-// idState is what a request's id needs, allocated with the request's
-// other state: the context that carries it and the header's value slice.
-type idState struct {
-	ctx idContext
-	hdr [1]string
-	buf [40]byte // a generated id's bytes: the prefix and up to 20 digits
-}
-
-// idContext is what context.WithValue(parent, middleware.RequestIDKey, id)
-// returns, without its two allocations (the context and the boxed id).
-// Any other key, cancellation and deadlines are the parent's.
-type idContext struct {
-	context.Context
-	id string
-}
-
-func (c *idContext) Value(key any) any {
-	if key == middleware.RequestIDKey {
-		return c.id
-	}
-	return c.Context.Value(key)
-}
-
-// set takes or makes r's id, echoes it in w's headers and returns r with
-// the id in its context, all kept in st.
-func (s *idSource) set(w http.ResponseWriter, r *http.Request, st *idState) *http.Request {
+// set takes or makes r's id, echoes it in w's headers and keeps it in
+// rq, which also holds the header's value and a generated id's bytes.
+func (s *idSource) set(w http.ResponseWriter, r *http.Request, rq *request) {
 	// The server canonicalises the keys of incoming headers: indexing
 	// finds what Header.Get finds without canonicalising the key again.
 	var id string
@@ -70,15 +47,16 @@ func (s *idSource) set(w http.ResponseWriter, r *http.Request, st *idState) *htt
 		id = v[0]
 	}
 	if !validID(id) {
-		// The id's bytes live in st, allocated with the request's other
-		// state, and are never written again once the string exists.
-		b := strconv.AppendUint(append(st.buf[:0], s.prefix...), s.seq.Add(1), 10)
+		// The id's bytes live in rq, allocated with the request's other
+		// state, and are never written again once the string exists. (An
+		// id longer than rq.buf, past 10^19 ids, gets an array of its
+		// own from append.)
+		b := strconv.AppendUint(append(rq.buf[:0], s.prefix...), s.seq.Add(1), 10)
 		id = unsafe.String(&b[0], len(b))
 	}
-	st.hdr[0] = id
-	w.Header()[RequestIDHeader] = st.hdr[:]
-	st.ctx = idContext{Context: r.Context(), id: id}
-	return r.WithContext(&st.ctx)
+	rq.id = id
+	rq.hdr[0] = id
+	w.Header()[RequestIDHeader] = rq.hdr[:]
 }
 
 func validID(id string) bool {
