@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -83,9 +82,8 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 		return t, nil
 	}
 
-	// The exporter's own HTTP client would share a package-level
-	// transport whose connections outlive Shutdown, and read its TLS
-	// files from the process environment: this one is the service's.
+	// The exporter's HTTP client is the service's own, closed by
+	// Shutdown, with the TLS files read through Getenv.
 	t.transport = &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
@@ -96,20 +94,8 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 		ExpectContinueTimeout: time.Second,
 		TLSClientConfig:       s.tls,
 	}
-	opts := []otlptracehttp.Option{
-		otlptracehttp.WithEndpointURL(s.endpoint),
-		otlptracehttp.WithHTTPClient(&http.Client{Transport: t.transport, Timeout: cmp.Or(s.timeout, defaultExportTimeout)}),
-	}
-	if s.headers != nil {
-		opts = append(opts, otlptracehttp.WithHeaders(s.headers))
-	}
-	if s.gzip {
-		opts = append(opts, otlptracehttp.WithCompression(otlptracehttp.GzipCompression))
-	}
-	exp, err := otlptracehttp.New(ctx, opts...)
-	if err != nil {
-		return nil, fmt.Errorf("tracing: OTLP exporter for %s: %w", s.endpoint, err)
-	}
+	timeout := cmp.Or(s.timeout, defaultExportTimeout)
+	exp := newOTLPExporter(s.endpoint, &http.Client{Transport: t.transport, Timeout: timeout}, s.headers, s.gzip, timeout)
 	res, err := resource.New(ctx,
 		resource.WithTelemetrySDK(),
 		resource.WithHost(),
