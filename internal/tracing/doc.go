@@ -32,7 +32,7 @@
 // when they start and once when export recovers.
 //
 //	tr, err := tracing.New(ctx, tracing.Options{Service: "orders", Getenv: os.LookupEnv, Logger: log})
-//	router.Use(httpmw.RequestID(), tr.Middleware("public"), ...)
+//	handler := httpmw.New(httpmw.Options{Server: "public", RequestID: true, Trace: tr.Middleware("public"), ...})(router)
 //	client := &http.Client{Transport: tr.Transport(nil)}
 //	...
 //	defer tr.Shutdown(ctx) // after the servers have stopped

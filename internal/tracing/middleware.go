@@ -12,9 +12,11 @@ import (
 )
 
 // Middleware returns the tracing middleware of a server (server is
-// "public" or "private", the span's svc.server attribute). It must wrap
-// the chi router itself (router.Use), so the route pattern is known when
-// the handler returns.
+// "public" or "private", the span's svc.server attribute). It must run
+// where chi's route context is in the request's context, so the route
+// pattern is known when the handler returns: as httpmw.Options.Trace of
+// the pass around the router (what svc does), or on the router itself
+// (router.Use).
 //
 // With export on, every request gets a server span (otelhttp), child of
 // the caller's span when the request carries a traceparent, named

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/svc-dev/svc/internal/redact"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -111,7 +112,7 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 		sdktrace.WithSampler(s.sampler),
 	)
 	t.tracer = t.provider
-	log.Info("tracing: exporting spans over OTLP/HTTP", "endpoint", s.endpoint,
+	log.Info("tracing: exporting spans over OTLP/HTTP", "endpoint", redact.Value(s.endpoint),
 		"service_name", s.serviceName, "sampler", s.samplerName)
 	return t, nil
 }

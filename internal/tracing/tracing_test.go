@@ -3,6 +3,7 @@ package tracing_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -369,4 +370,26 @@ func TestShutdownLeavesNoGoroutine(t *testing.T) {
 	}
 	rcv.Close() // its connection goroutines too
 	goleak.VerifyNone(t, ignore)
+}
+
+// The startup line names the endpoint without the credentials it may
+// carry.
+func TestStartupLineRedactsTheEndpoint(t *testing.T) {
+	var logs strings.Builder
+	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://otel:s3cret@127.0.0.1:1/?api_key=k3y"}
+	tr, err := tracing.New(context.Background(), tracing.Options{Service: "red", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tr.Shutdown(context.Background()) })
+	out := logs.String()
+	if !strings.Contains(out, "exporting spans") {
+		t.Fatalf("no startup line: %s", out)
+	}
+	for _, secret := range []string{"s3cret", "k3y"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the startup line shows %q: %s", secret, out)
+		}
+	}
 }
