@@ -21,7 +21,8 @@
 // -env adds a variable to both servers' environment; each -variant adds
 // another svc run, with those variables, to every round, and each -bin
 // NAME=PATH another build of svchello (from another commit, or with a
-// change being tried), both reported beside svc, never gated. Needs ports 8020, 8021, 4020 and 8096 free.
+// change being tried), both reported beside svc, never gated. Needs ports
+// 8020, 8021, 4020 and 8096 free, or others with -offset.
 package main
 
 import (
@@ -91,6 +92,7 @@ func run() error {
 	starts := flag.Int("starts", 30, "interleaved startups per server")
 	duration := flag.Duration("duration", 5*time.Second, "wrk duration per server per round")
 	conns := flag.Int("c", 32, "wrk connections")
+	offset := flag.Int("offset", 20, "svchello's port offset (admin 4000+, public 8000+, private 8001+); fairbase listens on 8076+offset")
 	var env, variants, bins envList
 	flag.Var(&env, "env", "KEY=VALUE added to both servers' environment (repeatable)")
 	flag.Var(&variants, "variant", "space-separated KEY=VALUE list: one more svc run per round with them (repeatable)")
@@ -101,7 +103,9 @@ func run() error {
 	if err != nil {
 		return errors.New("wrk not found: install it (apt-get install -y wrk) to run the gate")
 	}
-	for _, addr := range []string{"127.0.0.1:8020", "127.0.0.1:8021", "127.0.0.1:4020", "127.0.0.1:8096"} {
+	admin, public, private, fair := 4000+*offset, 8000+*offset, 8001+*offset, 8076+*offset
+	for _, port := range []int{public, private, admin, fair} {
+		addr := fmt.Sprintf("127.0.0.1:%d", port)
 		if c, err := net.DialTimeout("tcp", addr, 100*time.Millisecond); err == nil {
 			c.Close()
 			return fmt.Errorf("port %s is taken; stop whatever holds it", addr)
@@ -118,13 +122,16 @@ func run() error {
 	}
 
 	servers := []server{
-		{"fairbase", filepath.Join(bin, "fairbase"), env, "http://127.0.0.1:8096/hello/ready", "http://127.0.0.1:8096/hello/ann"},
-		{"svc", filepath.Join(bin, "svchello"), env, "http://127.0.0.1:8021/readyz", "http://127.0.0.1:8020/hello/ann"},
+		{"fairbase", filepath.Join(bin, "fairbase"), append(slices.Clone(env), fmt.Sprintf("ADDR=:%d", fair)),
+			fmt.Sprintf("http://127.0.0.1:%d/hello/ready", fair), fmt.Sprintf("http://127.0.0.1:%d/hello/ann", fair)},
+		{"svc", filepath.Join(bin, "svchello"), append(slices.Clone(env), fmt.Sprintf("ADMIN_PORT=%d", admin),
+			fmt.Sprintf("PUBLIC_PORT=%d", public), fmt.Sprintf("PRIVATE_PORT=%d", private)),
+			fmt.Sprintf("http://127.0.0.1:%d/readyz", private), fmt.Sprintf("http://127.0.0.1:%d/hello/ann", public)},
 	}
 	for _, v := range variants {
 		s := servers[1]
 		s.name = "svc " + v
-		s.env = append(slices.Clone(env), strings.Fields(v)...)
+		s.env = append(slices.Clone(s.env), strings.Fields(v)...)
 		servers = append(servers, s)
 	}
 	for _, b := range bins {
