@@ -104,7 +104,7 @@ func newApp(name string, offset int, o *options, inh inherited) (*App, error) {
 		return nil, err
 	}
 	reg := prometheus.NewRegistry()
-	rc := registerRuntimeCollectors(reg)
+	rc := registerRuntimeCollectors(reg, o.background)
 	schema, err := schemaOf(offset, o)
 	if err != nil {
 		return nil, err
@@ -270,11 +270,12 @@ func run(ctx context.Context, name string, offset int, o *options) int {
 		}
 	}
 	// Signals are caught from before the listeners bind (their default
-	// action would end the process), set up on another thread while the
-	// app is assembled: a process's first signal.Notify starts the
-	// runtime's signal thread, a few hundred microseconds of a start.
-	sigs := catchSignals(ctx)
+	// action would end the process), set up on New's background goroutine
+	// while the app is assembled: a process's first signal.Notify starts
+	// the runtime's signal thread, a few hundred microseconds of a start.
+	sigs := newSignals(ctx)
 	defer sigs.stop()
+	o.background = sigs.catch
 
 	inh, err := handover.Inherit()
 	if err != nil {
@@ -435,33 +436,36 @@ func startError(err error) string {
 }
 
 // signals are run's: SIGINT and SIGTERM cancel ctx; SIGHUP and SIGUSR2
-// arrive on control.
+// arrive on control, once caught.
 type signals struct {
-	done    chan struct{} // closed once caught
+	parent  context.Context
+	once    sync.Once
 	ctx     context.Context
 	cancel  context.CancelFunc
 	control chan os.Signal
 }
 
-// catchSignals catches the signals in the background; wait returns once
-// they are caught.
-func catchSignals(parent context.Context) *signals {
-	s := &signals{done: make(chan struct{}), control: make(chan os.Signal, 4)}
-	go func() {
-		defer close(s.done)
-		s.ctx, s.cancel = signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-		signal.Notify(s.control, syscall.SIGHUP, syscall.SIGUSR2)
-	}()
-	return s
+func newSignals(parent context.Context) *signals {
+	return &signals{parent: parent, control: make(chan os.Signal, 4)}
 }
 
+// catch starts catching the signals, once; a call while another is under
+// way waits for it.
+func (s *signals) catch() {
+	s.once.Do(func() {
+		s.ctx, s.cancel = signal.NotifyContext(s.parent, os.Interrupt, syscall.SIGTERM)
+		signal.Notify(s.control, syscall.SIGHUP, syscall.SIGUSR2)
+	})
+}
+
+// wait returns once the signals are caught.
 func (s *signals) wait() (context.Context, <-chan os.Signal) {
-	<-s.done
+	s.catch()
 	return s.ctx, s.control
 }
 
 func (s *signals) stop() {
-	<-s.done
+	s.catch()
 	s.cancel()
 	signal.Stop(s.control)
 }

@@ -352,24 +352,29 @@ func provideMetrics(reg *prometheus.Registry, in *Instance, rc *runtimeCollector
 }
 
 // runtimeCollectors registers the Go runtime and process collectors on
-// another thread while the configuration loads: building the Go
+// another goroutine while the configuration loads: building the Go
 // collector (runtime/metrics' descriptions) and registering it is a
 // tenth of a millisecond or two of a start. It also loads the local
-// time zone, which the first log line would otherwise wait for.
+// time zone, which the first log line would otherwise wait for, and then
+// runs then (Run's signal setup), if not nil: one goroutine, since each
+// may need a thread of its own, and threads are slow to start.
 type runtimeCollectors struct {
 	done chan struct{}
 	err  error
 }
 
-func registerRuntimeCollectors(reg prometheus.Registerer) *runtimeCollectors {
+func registerRuntimeCollectors(reg prometheus.Registerer, then func()) *runtimeCollectors {
 	rc := &runtimeCollectors{done: make(chan struct{})}
 	go func() {
-		defer close(rc.done)
 		rc.err = errors.Join(
 			reg.Register(collectors.NewGoCollector()),
 			reg.Register(collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})),
 		)
+		close(rc.done)
 		_ = time.Local.String()
+		if then != nil {
+			then()
+		}
 	}()
 	return rc
 }

@@ -34,6 +34,8 @@ type options struct {
 	defs    map[string]string // the service's defaults for framework keys
 	errs    []error           // options that could not be applied
 	started func(*App)        // tests: called by run once the app started
+	// background runs on New's background goroutine (Run's signal setup).
+	background func()
 
 	// Routes, checks and tasks given as values: the framework takes them
 	// without an fx node each (constructors go through fx groups).
