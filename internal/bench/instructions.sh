@@ -17,6 +17,7 @@
 # stderr read through a pipe (svc-access-pipe), and with stderr appended to
 # a file (svc-access-file). SVCHELLO=PATH measures that svchello binary
 # instead of building it (a build of an older commit, for a before/after).
+# ENV="K=V ..." adds variables to every server's environment (ENV=GOGC=100).
 # KEEP=DIR keeps each server's dump as DIR/NAME.callgrind, for
 # callgrind_annotate.
 # Needs valgrind.
@@ -42,7 +43,7 @@ if [[ -n ${SVCHELLO:-} ]]; then cp "$SVCHELLO" "$bin/svchello"; fi
 # count NAME: the instructions server NAME executes for N requests.
 count() {
 	local name=$1 prog url=http://127.0.0.1:8020/hello/ann ready=http://127.0.0.1:8021/readyz out=$work/cg.out
-	local env=(GODEBUG=asyncpreemptoff=1 SHUTDOWN_DRAIN=0s) stderr=/dev/null pipe=""
+	local env=(GODEBUG=asyncpreemptoff=1 SHUTDOWN_DRAIN=0s ${ENV:-}) stderr=/dev/null pipe=""
 	case $name in
 	barechi) prog=barechi url=http://127.0.0.1:8092/hello/ann ready=$url ;;
 	fairbase) prog=fairbase url=http://127.0.0.1:8096/hello/ann ready=$url ;;
