@@ -40,6 +40,12 @@ const (
 // appendLine appends e as one line in format f, with service as the
 // service attribute, ending in '\n'.
 func appendLine(b []byte, f Format, service string, e *Entry) []byte {
+	return appendLineHead(b, f, service, jsonHead(service, e.Server), e)
+}
+
+// appendLineHead is appendLine with jsonHead(service, e.Server) given:
+// a Writer keeps the heads of its servers encoded.
+func appendLineHead(b []byte, f Format, service, head string, e *Entry) []byte {
 	t := e.Time
 	if t.IsZero() {
 		t = time.Now()
@@ -48,24 +54,34 @@ func appendLine(b []byte, f Format, service string, e *Entry) []byte {
 	if f == Text {
 		return appendText(b, t, service, e, ms)
 	}
-	return appendJSON(b, t, service, e, ms)
+	return appendJSON(b, t, head, e, ms)
 }
 
-func appendJSON(b []byte, t time.Time, service string, e *Entry, ms float64) []byte {
-	b = append(b, `{"time":"`...)
-	b = appendRFC3339Nano(b, t)
-	b = append(b, `","level":"INFO","msg":"request","service":`...)
+// jsonHead is the part of a JSON line between the time and the method's
+// value, the same on every line of one service's server.
+func jsonHead(service, server string) string {
+	b := []byte(`","level":"INFO","msg":"request","service":`)
 	b = appendJSONString(b, service)
 	b = append(b, `,"server":`...)
-	b = appendJSONString(b, e.Server)
-	b = append(b, `,"method":`...)
-	b = appendJSONString(b, e.Method)
+	b = appendJSONString(b, server)
+	return string(append(b, `,"method":`...))
+}
+
+func appendJSON(b []byte, t time.Time, head string, e *Entry, ms float64) []byte {
+	b = append(b, `{"time":"`...)
+	b = appendRFC3339Nano(b, t)
+	b = append(b, head...)
+	b = appendMethod(b, e.Method)
 	b = append(b, `,"route":`...)
 	b = appendJSONString(b, e.Route)
 	b = append(b, `,"path":`...)
 	b = appendJSONString(b, e.Path)
 	b = append(b, `,"status":`...)
-	b = strconv.AppendInt(b, int64(e.Status), 10)
+	if s := e.Status; s >= 100 && s <= 999 {
+		b = append(b, byte('0'+s/100), byte('0'+s/10%10), byte('0'+s%10))
+	} else {
+		b = strconv.AppendInt(b, int64(s), 10)
+	}
 	b = append(b, `,"bytes":`...)
 	b = strconv.AppendInt(b, int64(e.Bytes), 10)
 	b = append(b, `,"duration_ms":`...)
@@ -79,6 +95,18 @@ func appendJSON(b []byte, t time.Time, service string, e *Entry, ms float64) []b
 	b = append(b, `,"remote":`...)
 	b = appendJSONString(b, e.Remote)
 	return append(b, "}\n"...)
+}
+
+// appendMethod appends m as a JSON string: the methods of RFC 9110 and
+// RFC 5789 as they are, any other through appendJSONString.
+func appendMethod(b []byte, m string) []byte {
+	switch m {
+	case "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "CONNECT", "OPTIONS", "TRACE":
+		b = append(b, '"')
+		b = append(b, m...)
+		return append(b, '"')
+	}
+	return appendJSONString(b, m)
 }
 
 func appendText(b []byte, t time.Time, service string, e *Entry, ms float64) []byte {

@@ -65,14 +65,16 @@ func NewDroppedCounter(reg prometheus.Registerer) (prometheus.Counter, error) {
 // writes the buffer to the sink in batches of whole lines. Its methods are
 // safe for concurrent use; the methods of a nil *Writer do nothing.
 type Writer struct {
-	out      io.Writer
-	format   Format
-	service  string
-	limit    int // Options.BufferSize
-	batch    int // Options.BatchSize
-	dropped  prometheus.Counter
-	ndropped atomic.Uint64
-	lines    sync.Pool // *[]byte, one line being encoded
+	out     io.Writer
+	format  Format
+	service string
+	// The JSON heads (jsonHead) of svc's two servers, encoded once.
+	publicHead, privateHead string
+	limit                   int // Options.BufferSize
+	batch                   int // Options.BatchSize
+	dropped                 prometheus.Counter
+	ndropped                atomic.Uint64
+	lines                   sync.Pool // *[]byte, one line being encoded
 
 	mu       sync.Mutex // guards pending, inflight, closed
 	pending  []byte     // whole lines not yet taken by the writer goroutine
@@ -106,22 +108,36 @@ func New(out io.Writer, opts Options) *Writer {
 // newWriter is New with the flush tick supplied, so tests drive it.
 func newWriter(out io.Writer, opts Options, tick <-chan time.Time, stopTick func()) *Writer {
 	w := &Writer{
-		out:      out,
-		format:   opts.Format,
-		service:  opts.Service,
-		limit:    orDefault(opts.BufferSize, DefaultBufferSize),
-		batch:    orDefault(opts.BatchSize, DefaultBatchSize),
-		dropped:  opts.Dropped,
-		wake:     make(chan struct{}, 1),
-		flushes:  make(chan chan error),
-		tick:     tick,
-		stopTick: stopTick,
-		done:     make(chan struct{}),
-		exited:   make(chan struct{}),
+		out:     out,
+		format:  opts.Format,
+		service: opts.Service,
+
+		publicHead:  jsonHead(opts.Service, "public"),
+		privateHead: jsonHead(opts.Service, "private"),
+		limit:       orDefault(opts.BufferSize, DefaultBufferSize),
+		batch:       orDefault(opts.BatchSize, DefaultBatchSize),
+		dropped:     opts.Dropped,
+		wake:        make(chan struct{}, 1),
+		flushes:     make(chan chan error),
+		tick:        tick,
+		stopTick:    stopTick,
+		done:        make(chan struct{}),
+		exited:      make(chan struct{}),
 	}
 	w.batch = min(w.batch, w.limit)
 	w.pending = make([]byte, 0, w.batch)
 	return w
+}
+
+// head returns jsonHead(w.service, server).
+func (w *Writer) head(server string) string {
+	switch server {
+	case "public":
+		return w.publicHead
+	case "private":
+		return w.privateHead
+	}
+	return jsonHead(w.service, server)
 }
 
 // start starts the writer goroutine, once.
@@ -150,7 +166,7 @@ func (w *Writer) Log(e *Entry) {
 		b := make([]byte, 0, 512)
 		bp = &b
 	}
-	line := appendLine((*bp)[:0], w.format, w.service, e)
+	line := appendLineHead((*bp)[:0], w.format, w.service, w.head(e.Server), e)
 
 	w.mu.Lock()
 	ok := !w.closed && len(w.pending)+w.inflight+len(line) <= w.limit

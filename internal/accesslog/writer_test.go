@@ -303,3 +303,23 @@ func TestUnusedWriterHoldsNoGoroutine(t *testing.T) {
 		t.Errorf("written %q; want nothing", got)
 	}
 }
+
+// A Writer's lines, written with the heads it keeps encoded, are slog's
+// lines, for svc's two servers and any other, with every method.
+func TestWriterLinesAreSlogs(t *testing.T) {
+	for _, server := range []string{"public", "private", "other \"one\""} {
+		for _, method := range []string{"GET", "DELETE", "TRACE", "get", "BREW\n"} {
+			out := &sink{}
+			w := New(out, Options{Service: "svc-\"x\""})
+			e := entry(1)
+			e.Server, e.Method = server, method
+			w.Log(e)
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if got, want := out.String(), string(slogLine(t, JSON, "svc-\"x\"", e)); got != want {
+				t.Errorf("server %q method %q:\n got %s\nwant %s", server, method, got, want)
+			}
+		}
+	}
+}
