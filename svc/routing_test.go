@@ -104,7 +104,7 @@ func TestPublicRouting(t *testing.T) {
 	}
 	for _, tt := range tests {
 		svctest.WaitFor(t, 5*time.Second, "the access line of "+tt.path, func() bool {
-			return containsLine(logs.String(), `"msg":"request"`, `"path":"`+tt.path+`"`,
+			return svctest.HasLine(logs.String(), `"msg":"request"`, `"path":"`+tt.path+`"`,
 				`"route":"`+tt.route+`"`, fmt.Sprintf(`"status":%d`, tt.code), `"request_id":"`)
 		})
 	}
@@ -125,20 +125,6 @@ func TestPublicWithoutRoutes(t *testing.T) {
 		t.Errorf("http_requests_total{public GET unmatched 404} = %v; want 1", got)
 	}
 	svctest.WaitFor(t, 5*time.Second, "the access line of /nope", func() bool {
-		return containsLine(logs.String(), `"msg":"request"`, `"path":"/nope"`, `"route":"unmatched"`)
+		return svctest.HasLine(logs.String(), `"msg":"request"`, `"path":"/nope"`, `"route":"unmatched"`)
 	})
-}
-
-// containsLine reports whether one line of s contains every sub.
-func containsLine(s string, subs ...string) bool {
-	for line := range strings.Lines(s) {
-		ok := true
-		for _, sub := range subs {
-			ok = ok && strings.Contains(line, sub)
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
 }

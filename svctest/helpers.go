@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -33,6 +34,20 @@ func (l *LogBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// HasLine reports whether one line of s (a log) contains every sub.
+func HasLine(s string, subs ...string) bool {
+	for line := range strings.Lines(s) {
+		ok := true
+		for _, sub := range subs {
+			ok = ok && strings.Contains(line, sub)
+		}
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // Client returns an HTTP client with a 10s timeout whose idle connections

@@ -203,3 +203,20 @@ func (t *exampleT) end() {
 		t.cleanups[i]()
 	}
 }
+
+func TestHasLine(t *testing.T) {
+	log := "a=1 b=2\nc=3 d=4\n"
+	for _, tt := range []struct {
+		subs []string
+		want bool
+	}{
+		{[]string{"a=1", "b=2"}, true},
+		{[]string{"c=3"}, true},
+		{[]string{"a=1", "d=4"}, false}, // on two lines, not one
+		{[]string{"e=5"}, false},
+	} {
+		if got := svctest.HasLine(log, tt.subs...); got != tt.want {
+			t.Errorf("HasLine(%q) = %v; want %v", tt.subs, got, tt.want)
+		}
+	}
+}

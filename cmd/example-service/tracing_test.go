@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -82,25 +81,11 @@ func TestTraceAcrossTwoProcesses(t *testing.T) {
 	}
 	// Both access lines carry the trace id.
 	svctest.WaitFor(t, 10*time.Second, "trace_id in both access logs", func() bool {
-		return containsLine(caller.stderr.String(), `"trace_id":"`+traceID+`"`, `"route":"/call/{service}/*"`) &&
-			containsLine(callee.stderr.String(), `"trace_id":"`+traceID+`"`, `"route":"/hello/{name}"`)
+		return svctest.HasLine(caller.stderr.String(), `"trace_id":"`+traceID+`"`, `"route":"/call/{service}/*"`) &&
+			svctest.HasLine(callee.stderr.String(), `"trace_id":"`+traceID+`"`, `"route":"/hello/{name}"`)
 	})
 	// The request id went with the call: the callee's access line has it.
 	svctest.WaitFor(t, 10*time.Second, "the request id in the callee's access log", func() bool {
-		return containsLine(callee.stderr.String(), `"request_id":"trace-test-1"`, `"route":"/hello/{name}"`)
+		return svctest.HasLine(callee.stderr.String(), `"request_id":"trace-test-1"`, `"route":"/hello/{name}"`)
 	})
-}
-
-// containsLine reports whether one line of s contains every sub.
-func containsLine(s string, subs ...string) bool {
-	for line := range strings.Lines(s) {
-		ok := true
-		for _, sub := range subs {
-			ok = ok && strings.Contains(line, sub)
-		}
-		if ok {
-			return true
-		}
-	}
-	return false
 }

@@ -26,14 +26,7 @@ type traceKey struct{}
 // server has it; lines closes the access log and returns its lines.
 func newPublic(t *testing.T) (h http.Handler, reg *prometheus.Registry, lines func() []string) {
 	t.Helper()
-	reg = prometheus.NewRegistry()
-	m, err := httpmw.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	w := accesslog.New(&out, accesslog.Options{Service: "svc-test"})
-	t.Cleanup(func() { _ = w.Close() })
+	o, reg, lines := everyStep(t)
 	r := chi.NewRouter()
 	r.Use(func(next http.Handler) http.Handler { // a tracing middleware's stand-in
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -42,26 +35,42 @@ func newPublic(t *testing.T) (h http.Handler, reg *prometheus.Registry, lines fu
 			}
 			next.ServeHTTP(w, r)
 		})
-	}, httpmw.New(httpmw.Options{
-		Server:       "public",
-		CloseChunked: true,
-		RequestID:    true,
-		Metrics:      m,
-		Access:       w,
-		TraceID:      func(ctx context.Context) string { s, _ := ctx.Value(traceKey{}).(string); return s },
-		Recover:      true,
-		Log:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		MaxBodyBytes: 8,
-	}))
+	}, httpmw.New(o))
 	r.Get("/id", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, httpmw.GetID(r.Context())) })
 	r.Post("/read", readAll)
 	r.Get("/panic", func(http.ResponseWriter, *http.Request) { panic("boom") })
-	return r, reg, func() []string {
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return nonEmptyLines(out.String())
+	return r, reg, lines
+}
+
+// everyStep returns Options with every step as svc's public server has
+// them (the trace id read from traceKey), the metrics' registry, and
+// lines, which closes the access log and returns its lines.
+func everyStep(t *testing.T) (httpmw.Options, *prometheus.Registry, func() []string) {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	m, err := httpmw.NewMetrics(reg)
+	if err != nil {
+		t.Fatal(err)
 	}
+	var out bytes.Buffer
+	w := accesslog.New(&out, accesslog.Options{Service: "svc-test"})
+	t.Cleanup(func() { _ = w.Close() })
+	return httpmw.Options{
+			Server:       "public",
+			CloseChunked: true,
+			RequestID:    true,
+			Metrics:      m,
+			Access:       w,
+			TraceID:      func(ctx context.Context) string { s, _ := ctx.Value(traceKey{}).(string); return s },
+			Recover:      true,
+			Log:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
+			MaxBodyBytes: 8,
+		}, reg, func() []string {
+			if err := w.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return nonEmptyLines(out.String())
+		}
 }
 
 type line struct {

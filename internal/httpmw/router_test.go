@@ -1,12 +1,10 @@
 package httpmw_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -16,7 +14,6 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/svc-dev/svc/internal/accesslog"
 	"github.com/svc-dev/svc/internal/httpmw"
 )
 
@@ -79,15 +76,7 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 // have it: around the router.
 func newAround(t *testing.T) (h http.Handler, mux *chi.Mux, tr *outerTrace, reg *prometheus.Registry, lines func() []string) {
 	t.Helper()
-	reg = prometheus.NewRegistry()
-	m, err := httpmw.NewMetrics(reg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	w := accesslog.New(&out, accesslog.Options{Service: "svc-test"})
-	t.Cleanup(func() { _ = w.Close() })
-
+	o, reg, lines := everyStep(t)
 	show := func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, seenRoute(r)) }
 	mux = chi.NewRouter()
 	mux.Use(middleware.GetHead)
@@ -122,24 +111,8 @@ func newAround(t *testing.T) (h http.Handler, mux *chi.Mux, tr *outerTrace, reg 
 	})
 
 	tr = &outerTrace{}
-	h = httpmw.New(httpmw.Options{
-		Server:       "public",
-		CloseChunked: true,
-		RequestID:    true,
-		Metrics:      m,
-		Access:       w,
-		TraceID:      func(ctx context.Context) string { s, _ := ctx.Value(traceKey{}).(string); return s },
-		Trace:        tr.middleware,
-		Recover:      true,
-		Log:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		MaxBodyBytes: 8,
-	})(mux)
-	return h, mux, tr, reg, func() []string {
-		if err := w.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return nonEmptyLines(out.String())
-	}
+	o.Trace = tr.middleware
+	return httpmw.New(o)(mux), mux, tr, reg, lines
 }
 
 // New around the router gives it its route context: routing, URL
