@@ -46,7 +46,8 @@ const (
 // settings is what the variables ask for. A zero endpoint means export off.
 type settings struct {
 	off         string // why export is off, for the log line; "" when on
-	endpoint    string // the full URL spans are posted to
+	endpoint    string // the full URL spans are posted to: no user info, no query
+	stripped    string // the endpoint variable, when its user info or query was left out
 	headers     map[string]string
 	timeout     time.Duration // 0: the exporter's default (10s)
 	gzip        bool
@@ -101,6 +102,12 @@ func readSettings(getenv func(string) (string, bool), service string) (settings,
 		// A per-signal URL is used as is, an empty path meaning "/".
 		u.Path = "/"
 	}
+	// As otlptracehttp did: the collector gets scheme, host and path;
+	// credentials belong in the headers variables, and the URL is logged.
+	if u.User != nil || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" {
+		s.stripped = key
+	}
+	u.User, u.RawQuery, u.ForceQuery, u.Fragment, u.RawFragment = nil, "", false, "", ""
 	s.endpoint = u.String()
 
 	if v, k := first(EnvTracesProtocol, EnvProtocol); v != "" && v != "http/protobuf" {

@@ -26,6 +26,10 @@ func TestReadSettingsEndpoint(t *testing.T) {
 		{map[string]string{EnvEndpoint: "http://a:1", EnvSDKDisabled: "false"}, "http://a:1/v1/traces"},
 		{map[string]string{EnvEndpoint: "http://a:1", EnvTracesExporter: "none"}, ""},
 		{map[string]string{EnvEndpoint: "http://a:1", EnvTracesExporter: "otlp", EnvProtocol: "http/protobuf"}, "http://a:1/v1/traces"},
+		// User info, query and fragment are not sent (as otlptracehttp):
+		// credentials go in the headers variables.
+		{map[string]string{EnvEndpoint: "http://u:p@a:1/base?api_key=k#f"}, "http://a:1/base/v1/traces"},
+		{map[string]string{EnvTracesEndpoint: "https://u@b:2/t?"}, "https://b:2/t"},
 	} {
 		s, err := readSettings(getenv(tc.env), "svc")
 		if err != nil {

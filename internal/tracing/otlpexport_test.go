@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -424,5 +425,40 @@ func TestNewExportsWithTheSettings(t *testing.T) {
 	}
 	if r.body == nil || r.body.GetResourceSpans()[0].GetScopeSpans()[0].GetScope().GetName() != "test" {
 		t.Errorf("body %v; want the span of scope test", r.body)
+	}
+}
+
+// The collector never gets the endpoint's user info or query string,
+// and an export that fails never names them.
+func TestEndpointCredentialsAreNotSent(t *testing.T) {
+	t.Parallel()
+	c := newCollector(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		if r.URL.RawQuery != "" || r.Header.Get("Authorization") != "" {
+			http.Error(w, "got query "+r.URL.RawQuery+" and authorization "+r.Header.Get("Authorization"), http.StatusTeapot)
+			return
+		}
+		http.Error(w, "no", http.StatusBadRequest)
+	})
+	var logs strings.Builder
+	u := strings.Replace(c.URL, "http://", "http://otel:s3cret@", 1) + "/v1/traces?api_key=k3y"
+	tr, err := New(context.Background(), Options{Service: "s", Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		Getenv: getenv(map[string]string{EnvTracesEndpoint: u})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, span := tr.TracerProvider().Tracer("test").Start(context.Background(), "work")
+	span.End()
+	_ = tr.Shutdown(context.Background())
+	out := logs.String()
+	if !strings.Contains(out, "400 Bad Request") {
+		t.Errorf("the failed export is not logged as the collector's 400: %s", out)
+	}
+	if !strings.Contains(out, "not sent") {
+		t.Errorf("no warning that the user info and query are left out: %s", out)
+	}
+	for _, secret := range []string{"s3cret", "k3y"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("the log shows %q: %s", secret, out)
+		}
 	}
 }

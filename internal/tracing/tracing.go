@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/svc-dev/svc/internal/redact"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/sdk/resource"
@@ -112,7 +111,10 @@ func New(ctx context.Context, o Options) (*Tracing, error) {
 		sdktrace.WithSampler(s.sampler),
 	)
 	t.tracer = t.provider
-	log.Info("tracing: exporting spans over OTLP/HTTP", "endpoint", redact.Value(s.endpoint),
+	if s.stripped != "" {
+		log.Warn("tracing: the endpoint's user info and query string are not sent; put credentials in "+EnvHeaders, "variable", s.stripped)
+	}
+	log.Info("tracing: exporting spans over OTLP/HTTP", "endpoint", s.endpoint,
 		"service_name", s.serviceName, "sampler", s.samplerName)
 	return t, nil
 }
