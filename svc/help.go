@@ -25,6 +25,9 @@ func printHelp(w io.Writer, name string, offset int, o *options) error {
 		return err
 	}
 	s := l.store
+	if err := schema.CheckAll(s); err != nil { // a start would refuse them
+		return err
+	}
 	fmt.Fprintf(w, "%s: an svc service at offset %d. It takes no flags: configuration comes from\n", name, offset)
 	fmt.Fprintf(w, "layers, lowest precedence first: convention < %s.json < %s.<environment>.json < etcd (when\n", name, name)
 	fmt.Fprintf(w, "etcd.endpoints is set) < environment < admin overrides (PUT /admin/config/KEY). Set here: %v.\n\n", s.Layers())

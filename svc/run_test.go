@@ -43,6 +43,7 @@ func TestRunExitCodes(t *testing.T) {
 		wantCode   int
 		wantStdout []string
 		wantStderr []string // one line containing all of these
+		noStderr   []string // none of these in it
 	}{
 		{name: "unknown flag", svc: "ok", args: []string{"--port=9000"}, wantCode: 1,
 			wantStderr: []string{`unknown argument "--port=9000"`, "--help"}},
@@ -63,6 +64,12 @@ func TestRunExitCodes(t *testing.T) {
 		{name: "-h", svc: "ok", args: []string{"-h"}, wantCode: 0, wantStdout: []string{"LISTENER"}},
 		{name: "help with a bad name", svc: "Bad", args: []string{"--help"}, wantCode: 1,
 			wantStderr: []string{"must match"}},
+		{name: "help with a bad value", svc: "ok", args: []string{"--help"}, env: map[string]string{"PUBLIC_PORT": "abc"}, wantCode: 1,
+			wantStderr: []string{`public.port = "abc" (from env PUBLIC_PORT)`, "not an integer"}},
+		// With etcd configured, a bad value fails before etcd is dialled:
+		// an unreachable etcd would be waited for, and warned about, first.
+		{name: "bad value before etcd", svc: "ok", env: map[string]string{"ETCD_ENDPOINTS": "127.0.0.1:1", "PUBLIC_PORT": "abc"},
+			wantCode: 1, wantStderr: []string{`public.port = "abc"`}, noStderr: []string{"etcd"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -91,6 +98,11 @@ func TestRunExitCodes(t *testing.T) {
 			for _, w := range tt.wantStderr {
 				if !strings.Contains(errOut, w) {
 					t.Errorf("stderr %q; want it to contain %q", errOut, w)
+				}
+			}
+			for _, w := range tt.noStderr {
+				if strings.Contains(errOut, w) {
+					t.Errorf("stderr %q; want no %q", errOut, w)
 				}
 			}
 		})
