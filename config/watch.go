@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io/fs"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -81,13 +80,7 @@ func (l *Live) Start() error {
 	watching := 0
 	for dir := range dirs {
 		if err := w.Add(dir); err != nil {
-			// A missing directory is the zero-configuration default, not
-			// a fault: say so at debug level only.
-			lvl := slog.LevelWarn
-			if errors.Is(err, fs.ErrNotExist) {
-				lvl = slog.LevelDebug
-			}
-			l.log.Log(context.Background(), lvl, "config: not watching a config directory; its files are read again only on a forced reload", "dir", dir, "err", err)
+			l.log.Warn("config: not watching a config directory; its files are read again only on a forced reload", "dir", dir, "err", err)
 			delete(dirs, dir)
 			continue
 		}

@@ -212,9 +212,8 @@ func provideEtcdClient(l *layers, lc fx.Lifecycle, hooks *frameworkHooks) (*clie
 }
 
 type etcdLayerOut struct {
-	fx.Out
 	Layer  *etcdsource.Source
-	Checks []Check `group:"svc.checks,flatten"`
+	Checks []Check
 }
 
 // provideEtcdLayer is the etcd configuration layer, when etcd is
@@ -279,9 +278,8 @@ func provideInstance(id identity, st Settings) *Instance {
 }
 
 type discoveryOut struct {
-	fx.Out
 	Discovery *registry.Discovery
-	Checks    []Check `group:"svc.checks,flatten"`
+	Checks    []Check
 }
 
 // provideDiscovery resolves other services: registry-backed with etcd,

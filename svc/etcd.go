@@ -157,10 +157,9 @@ type registration struct {
 }
 
 type registrationIn struct {
-	fx.In
 	Lifecycle fx.Lifecycle
 	Hooks     *frameworkHooks
-	Client    *clientv3.Client `optional:"true"`
+	Client    *clientv3.Client // nil without etcd
 	Settings  Settings
 	Instance  *Instance
 	Readiness *readiness
@@ -172,9 +171,8 @@ type registrationIn struct {
 }
 
 type registrationOut struct {
-	fx.Out
 	Registration *registration
-	Checks       []Check `group:"svc.checks,flatten"`
+	Checks       []Check
 }
 
 func provideRegistration(in registrationIn) registrationOut {

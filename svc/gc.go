@@ -57,10 +57,8 @@ func gcPercent(live *config.Live, log *slog.Logger, getenv func(string) (string,
 		set(cur.Value)
 	}
 	live.OnChange(KeyGCPercent, func(c config.Change) {
-		v := strconv.Itoa(DefaultGCPercent)
-		if c.New != nil {
-			v = c.New.Value
+		if c.New != nil { // the convention layer always holds the key
+			set(c.New.Value)
 		}
-		set(v)
 	})
 }

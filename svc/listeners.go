@@ -30,7 +30,6 @@ type listeners struct {
 }
 
 type listenersIn struct {
-	fx.In
 	Lifecycle  fx.Lifecycle
 	Fatal      *fatal
 	Hooks      *frameworkHooks
@@ -47,8 +46,8 @@ type listenersIn struct {
 	Tracing    *tracing.Tracing
 	Inherited  inherited
 	Restarter  *restarter
-	Public     []Routes `group:"svc.public"`
-	Private    []Routes `group:"svc.private"`
+	Public     []Routes
+	Private    []Routes
 }
 
 func provideListeners(in listenersIn) (*listeners, error) {

@@ -91,7 +91,9 @@ func Module(name string, opts ...Option) Option {
 		for _, opt := range opts {
 			opt.apply(&inner)
 		}
-		o.fx = append(o.fx, fx.Module(name, inner.fx...))
+		if len(inner.fx) > 0 { // a module of values only needs no dig scope
+			o.fx = append(o.fx, fx.Module(name, inner.fx...))
+		}
 		mergeNonFx(o, &inner)
 	}}
 }
