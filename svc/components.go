@@ -81,11 +81,14 @@ type coreOut struct {
 	Instance  *Instance
 	Discovery *registry.Discovery
 	Tracing   *tracing.Tracing
+	EtcdLayer *etcdsource.Source // nil without etcd
+	Flight    *admin.FlightRecorder
 }
 
 // core is the components core built, for serve.
 type core struct {
 	client    *clientv3.Client
+	etcdLayer *etcdsource.Source
 	live      *config.Live
 	overrides *config.Overrides
 	settings  Settings
@@ -112,6 +115,7 @@ func (f *framework) core(lc fx.Lifecycle) (coreOut, error) {
 	if err != nil {
 		return coreOut{}, err
 	}
+	c.etcdLayer = etcd.Layer
 	c.checks = append(c.checks, etcd.Checks...)
 	c.overrides = config.NewOverrides() // PUT /admin/config/{key}: the top layer
 	if c.live, err = provideLive(f.l, etcd.Layer, c.overrides, f.logs, f.reg, lc, f.hooks); err != nil {
@@ -142,6 +146,7 @@ func (f *framework) core(lc fx.Lifecycle) (coreOut, error) {
 		Core: c, Logger: f.logs.log, Registry: f.reg, Registerer: f.reg, Schema: f.schema,
 		Client: c.client, Overrides: c.overrides, Live: c.live, Store: c.live.Current(),
 		Settings: c.settings, Instance: c.instance, Discovery: c.discovery, Tracing: c.tracing,
+		EtcdLayer: c.etcdLayer, Flight: c.flight,
 	}, nil
 }
 
