@@ -94,6 +94,7 @@ func New(o Options) func(http.Handler) http.Handler {
 	}
 	return func(next http.Handler) http.Handler {
 		h := &handler{
+			epoch:    time.Now(),
 			o:        o,
 			next:     next,
 			ids:      ids,
@@ -113,6 +114,12 @@ func New(o Options) func(http.Handler) http.Handler {
 }
 
 type handler struct {
+	// epoch is when the handler was made: a request's start is kept as
+	// the monotonic time since, 8 bytes where a time.Time takes 24.
+	epoch time.Time
+	// rctxs are the route contexts the pass gives the router, reused as
+	// chi reuses its own.
+	rctxs    sync.Pool
 	o        Options
 	next     http.Handler
 	routes   chi.Routes   // next, when it is a *chi.Mux: the pass gives it its route context
@@ -134,14 +141,10 @@ type request struct {
 	id              string       // the request id, with Options.RequestID
 	rctx            *chi.Context // the route context: the pass's own, or the router's above
 	w               responseWriter
-	start           time.Duration // when the pass began serving, since epoch
+	start           time.Duration // when the pass began serving, since the handler's epoch
 	hdr             [1]string     // the X-Request-Id header's value
 	buf             [32]byte      // a generated id's bytes: the prefix and the counter's digits
 }
-
-// epoch is when the package was loaded: a request's start is kept as the
-// monotonic time since, 8 bytes where a time.Time takes 24.
-var epoch = time.Now()
 
 // stateKey is the key under which a request's context gives its
 // *request, for serveTraced.
@@ -162,10 +165,6 @@ func (rq *request) Value(key any) any {
 	}
 	return rq.Context.Value(key)
 }
-
-// routeContexts are the route contexts the pass gives routers, reused as
-// chi reuses its own.
-var routeContexts = sync.Pool{New: func() any { return chi.NewRouteContext() }}
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.o.CloseChunked {
@@ -193,7 +192,10 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			// unused by chi. Mux.ServeHTTP finds this one and routes
 			// the request as a sub-router's: it neither copies it
 			// again nor makes a context of its own.
-			pooled = routeContexts.Get().(*chi.Context)
+			pooled, _ = h.rctxs.Get().(*chi.Context)
+			if pooled == nil {
+				pooled = chi.NewRouteContext()
+			}
 			pooled.Reset()
 			pooled.Routes = h.routes
 			rq.rctx = pooled
@@ -210,7 +212,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.observe(w, r, rq)
 	}
 	if pooled != nil {
-		routeContexts.Put(pooled)
+		h.rctxs.Put(pooled)
 	}
 }
 
@@ -244,7 +246,7 @@ func (h *handler) observe(w http.ResponseWriter, r *http.Request, rq *request) {
 		rq.w.ResponseWriter = w
 		rw = &rq.w
 	}
-	rq.start = time.Since(epoch)
+	rq.start = time.Since(h.epoch)
 	defer h.finish(rq, rw, r)
 	h.serve(rw, w, r)
 }
@@ -289,7 +291,7 @@ func (h *handler) record(rq *request, rw *responseWriter, r *http.Request) {
 		return
 	}
 	end := time.Now()
-	elapsed := end.Sub(epoch) - rq.start
+	elapsed := end.Sub(h.epoch) - rq.start
 	status := rw.status
 	if status == 0 {
 		status = http.StatusOK
