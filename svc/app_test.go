@@ -24,6 +24,8 @@ import (
 	"github.com/prometheus/common/model"
 
 	dto "github.com/prometheus/client_model/go"
+	"go.opentelemetry.io/otel/baggage"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/svc-dev/svc/admin"
 	"github.com/svc-dev/svc/svc"
@@ -34,6 +36,9 @@ import (
 func testRoutes(r chi.Router) {
 	r.Get("/hello/{name}", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "hello, "+chi.URLParam(r, "name"))
+	})
+	r.Get("/trace", func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, trace.SpanContextFromContext(r.Context()).TraceID().String()+" "+baggage.FromContext(r.Context()).String())
 	})
 	r.Get("/id", func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, middleware.GetReqID(r.Context()))
@@ -135,6 +140,29 @@ func TestPublicMiddleware(t *testing.T) {
 		if len(generated) == 2 && generated[0] == generated[1] {
 			t.Errorf("two generated ids are both %q", generated[0])
 		}
+	})
+
+	// With export off (no OTEL_* variables), the handler's context still
+	// carries the caller's trace context and baggage, for the calls it
+	// makes, and the access line its trace_id.
+	t.Run("caller's trace context with export off", func(t *testing.T) {
+		const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+		tests := []struct {
+			name, want string
+			hdr        []string
+		}{
+			{"traceparent and baggage", traceID + " user=alice", []string{"Traceparent", "00-" + traceID + "-00f067aa0ba902b7-01", "Baggage", "user=alice"}},
+			{"neither", "00000000000000000000000000000000 ", nil},
+		}
+		for _, tt := range tests {
+			r := do(t, c, "GET", app.PublicURL+"/trace", "", tt.hdr...)
+			if r.code != http.StatusOK || r.body != tt.want {
+				t.Errorf("%s: GET /trace = %d %q; want 200 %q", tt.name, r.code, r.body, tt.want)
+			}
+		}
+		svctest.WaitFor(t, 5*time.Second, "the access line with the caller's trace_id", func() bool {
+			return svctest.HasLine(logs.String(), `"path":"/trace"`, `"trace_id":"`+traceID+`"`)
+		})
 	})
 
 	t.Run("body limit", func(t *testing.T) {

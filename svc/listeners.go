@@ -210,11 +210,13 @@ func publicRouter(in listenersIn) (http.Handler, error) {
 	if err := newRouteTable("public").install(r, in.Public); err != nil {
 		return nil, err
 	}
+	trace, extract := tracingSteps(in.Tracing, "public")
 	return httpmw.New(httpmw.Options{
 		Server:       "public",
 		CloseChunked: true,
 		RequestID:    true,
-		Trace:        in.Tracing.Middleware("public"),
+		Trace:        trace,
+		Extract:      extract,
 		Metrics:      in.Metrics,
 		Access:       in.Access,
 		TraceID:      tracing.TraceID,
@@ -248,15 +250,28 @@ func privateRouter(in listenersIn) (http.Handler, error) {
 	if err := t.install(r, in.Private); err != nil {
 		return nil, fmt.Errorf("%w (/healthz, /readyz, /metrics and /info are the framework's)", err)
 	}
+	trace, extract := tracingSteps(in.Tracing, "private")
 	return httpmw.New(httpmw.Options{
 		Server:       "private",
 		CloseChunked: true,
-		Trace:        in.Tracing.Middleware("private"),
+		Trace:        trace,
+		Extract:      extract,
 		Metrics:      in.Metrics,
 		Recover:      true,
 		Log:          in.Logger,
 		MaxBodyBytes: in.Settings.Private.MaxBodyBytes,
 	})(r), nil
+}
+
+// tracingSteps returns the pass's tracing: a middleware that records
+// server spans when spans are exported, or else only the extraction of
+// the caller's trace context, so that calls made with the request's
+// context forward it (a function call rather than a handler per request).
+func tracingSteps(tr *tracing.Tracing, server string) (func(http.Handler) http.Handler, func(context.Context, http.Header) context.Context) {
+	if tr.Exporting() {
+		return tr.Middleware(server), nil
+	}
+	return nil, tr.ExtractHeaders
 }
 
 func notFound(w http.ResponseWriter, _ *http.Request) {

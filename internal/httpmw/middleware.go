@@ -44,6 +44,14 @@ type Options struct {
 	// once the handler returned, it sees the 500 of a recovered panic,
 	// and TraceID finds its span in the context it passes on.
 	Trace func(http.Handler) http.Handler
+	// Extract, if not nil, returns the request's context with what its
+	// headers carry for the calls the handler makes (a trace context,
+	// baggage), or ctx itself when they carry nothing. It runs first, and
+	// what it returns is the parent of the pass's context. It is what a
+	// tracing middleware does when it records no span, for the cost of a
+	// function call instead of a handler of its own: svc gives Trace when
+	// spans are exported and Extract when they are not.
+	Extract func(ctx context.Context, h http.Header) context.Context
 	// Recover turns a panic into an error line on Log and a 500; see
 	// [Recoverer].
 	Recover bool
@@ -57,7 +65,8 @@ type Options struct {
 
 // New returns the middleware svc puts in front of each router: the steps
 // Options choose, in one pass, in this order: close after a chunked
-// request, the request id, the route context, Options.Trace, metrics and
+// request, Options.Extract, the request id, the route context,
+// Options.Trace, metrics and
 // the access line, panic recovery, the body limit. It wraps the response
 // writer once, for everyone, and resolves the metrics' children once per
 // label set.
@@ -170,7 +179,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.o.CloseChunked {
 		closeIfChunked(w, r)
 	}
+	ctx := r.Context()
+	parent := ctx
+	if h.o.Extract != nil {
+		ctx = h.o.Extract(ctx, r.Header)
+	}
 	if !h.state {
+		if ctx != parent {
+			r = r.WithContext(ctx)
+		}
 		if h.traced != nil {
 			h.traced.ServeHTTP(w, r)
 			return
@@ -182,7 +199,6 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if h.ids != nil {
 		h.ids.set(w, r, rq)
 	}
-	ctx := r.Context()
 	var pooled *chi.Context
 	if h.routes != nil || h.measure {
 		rq.rctx, _ = ctx.Value(chi.RouteCtxKey).(*chi.Context)
@@ -202,7 +218,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// With Trace, serveTraced finds rq in the context.
-	if rq.id != "" || pooled != nil || h.traced != nil {
+	if rq.id != "" || pooled != nil || h.traced != nil || ctx != parent {
 		rq.Context = ctx
 		r = r.WithContext(rq)
 	}
