@@ -3,7 +3,6 @@ package bench_test
 import (
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -11,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/svc-dev/svc/internal/bench/poll"
 )
 
 // binDir holds the binaries the benchmarks build, once per test process.
@@ -73,10 +74,9 @@ type target struct {
 }
 
 // startupTime starts bin with an empty environment in a fresh directory,
-// polls url until it answers 200, and returns the time from just before
-// exec to that answer. The process is killed afterwards.
+// polls url every 100 µs until it answers 200 (internal/bench/poll), and
+// returns the time from just before exec to that answer. The process is killed afterwards.
 func startupTime(b *testing.B, t target, dir string) time.Duration {
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
 	cmd := exec.Command(t.bin)
 	cmd.Dir = dir
 	cmd.Env = []string{}
@@ -88,20 +88,11 @@ func startupTime(b *testing.B, t target, dir string) time.Duration {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	}()
-	deadline := start.Add(10 * time.Second)
-	for {
-		resp, err := c.Get(t.url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Since(start)
-			}
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%s: %s did not answer 200 within 10s (last error %v)", t.name, t.url, err)
-		}
-		time.Sleep(100 * time.Microsecond)
+	ready, err := poll.OK(t.url, start.Add(10*time.Second))
+	if err != nil {
+		b.Fatalf("%s: %v", t.name, err)
 	}
+	return ready.Sub(start)
 }
 
 func requireFree(b *testing.B, addrs ...string) {

@@ -8,7 +8,8 @@
 //
 // svc is internal/bench/svchello with its default configuration (access
 // log on, JSON lines since stderr is no terminal), polled at /readyz on
-// its private port; fairbase is polled at /hello/ready. Each server's
+// its private port; fairbase is polled at /hello/ready, every 100 µs
+// (internal/bench/poll says why not with time.Sleep). Each server's
 // stderr is a pipe that the gate drains, as journald or a container
 // runtime would. Throughput is wrk (-t1 -c32) over loopback, the server
 // pinned to CPU 1 and wrk to CPU 0 when taskset is there; wrk is required.
@@ -32,7 +33,6 @@ import (
 	"flag"
 	"fmt"
 	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,6 +42,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/svc-dev/svc/internal/bench/poll"
 )
 
 // Targets of the gate: svc against fairbase.
@@ -275,7 +277,7 @@ type counter struct{ n atomic.Int64 }
 func (c *counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
 // start execs s in dir with only s.env (prefixed by pin) and waits for
-// s.ready to answer 200, polling every 100 µs with fresh connections.
+// s.ready to answer 200, polling every 100 µs (internal/bench/poll).
 func start(s server, dir string, pin []string) (*proc, error) {
 	args := append(slices.Clone(pin), s.bin)
 	cmd := exec.Command(args[0], args[1:]...)
@@ -283,26 +285,17 @@ func start(s server, dir string, pin []string) (*proc, error) {
 	cmd.Env = append([]string{}, s.env...)
 	p := &proc{cmd: cmd, stderr: &counter{}}
 	cmd.Stderr = p.stderr // a pipe, drained by exec's goroutine
-	c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: time.Second}
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	for deadline := t0.Add(10 * time.Second); ; {
-		resp, err := c.Get(s.ready)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				p.startup = time.Since(t0)
-				return p, nil
-			}
-		}
-		if time.Now().After(deadline) {
-			p.stop()
-			return nil, fmt.Errorf("%s: %s did not answer 200 within 10s (last error %v)", s.name, s.ready, err)
-		}
-		time.Sleep(100 * time.Microsecond)
+	ready, err := poll.OK(s.ready, t0.Add(10*time.Second))
+	if err != nil {
+		p.stop()
+		return nil, fmt.Errorf("%s: %v", s.name, err)
 	}
+	p.startup = ready.Sub(t0)
+	return p, nil
 }
 
 // stop kills the server (the gate does not time shutdown) and reaps it.
