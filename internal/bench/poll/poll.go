@@ -58,4 +58,3 @@ func OK(rawURL string, deadline time.Time) (time.Time, error) {
 		sleep(Interval)
 	}
 }
-
