@@ -26,10 +26,11 @@ func hello(w http.ResponseWriter, _ *http.Request) {
 // publicStack is svc's public middleware as svc's publicRouter builds it:
 // one pass around the router, closing after chunked requests, with
 // request ids, the route context, tracing with export off (as by
-// default), metrics, the access log (JSON lines to io.Discard through an
-// accesslog.Writer), panic recovery and the body limit (4 MiB, the
-// default).
-func publicStack(b *testing.B, access bool) http.Handler {
+// default: Options.Extract; with traceMW, the tracing middleware as
+// Options.Trace instead, as before 2026-11-28), metrics, the access log
+// (JSON lines to io.Discard through an accesslog.Writer), panic recovery
+// and the body limit (4 MiB, the default).
+func publicStack(b *testing.B, access, traceMW bool) http.Handler {
 	m, err := httpmw.NewMetrics(prometheus.NewRegistry())
 	if err != nil {
 		b.Fatal(err)
@@ -45,18 +46,22 @@ func publicStack(b *testing.B, access bool) http.Handler {
 	}
 	r := chi.NewRouter()
 	r.Get("/hello/{name}", hello)
-	return httpmw.New(httpmw.Options{
+	o := httpmw.Options{
 		Server:       "public",
 		CloseChunked: true,
 		RequestID:    true,
 		Metrics:      m,
 		Access:       w,
 		TraceID:      tracing.TraceID,
-		Trace:        tr.Middleware("public"),
+		Extract:      tr.ExtractHeaders,
 		Recover:      true,
 		Log:          slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		MaxBodyBytes: 4 << 20,
-	})(r)
+	}
+	if traceMW {
+		o.Extract, o.Trace = nil, tr.Middleware("public")
+	}
+	return httpmw.New(o)(r)
 }
 
 func bareChi() http.Handler {
@@ -75,8 +80,9 @@ func BenchmarkChain(b *testing.B) {
 		h    func(*testing.B) http.Handler
 	}{
 		{"bare-chi", func(*testing.B) http.Handler { return bareChi() }},
-		{"svc-access-off", func(b *testing.B) http.Handler { return publicStack(b, false) }},
-		{"svc-access-on", func(b *testing.B) http.Handler { return publicStack(b, true) }},
+		{"svc-access-off", func(b *testing.B) http.Handler { return publicStack(b, false, false) }},
+		{"svc-access-on", func(b *testing.B) http.Handler { return publicStack(b, true, false) }},
+		{"svc-access-on-trace-middleware", func(b *testing.B) http.Handler { return publicStack(b, true, true) }},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			h := bc.h(b)
