@@ -36,6 +36,7 @@ func (t *Tracing) Middleware(server string) func(http.Handler) http.Handler {
 		tracer: t.provider.Tracer(scopeName, trace.WithSchemaURL(semconvSchemaURL)),
 		prop:   t.prop,
 		server: attribute.String(keySvcServer, server),
+		start:  []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer)},
 	}
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { s.serve(next, w, r) })
@@ -58,48 +59,56 @@ func (t *Tracing) extract(next http.Handler) http.Handler {
 type serverSpans struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
-	server attribute.KeyValue // svc.server
+	server attribute.KeyValue     // svc.server
+	start  []trace.SpanStartOption // kind server; made once, options are interface values
 }
 
-// spanKindServer is made once: options are interface values.
-var spanKindServer = trace.WithSpanKind(trace.SpanKindServer)
-
-// The most attributes a server span gets when it starts, and when it
-// ends.
+// The most attributes a server span gets from the request, and from the
+// response.
 const (
-	maxServerStartAttrs = 11
-	maxServerEndAttrs   = 4
+	maxRequestAttrs  = 11
+	maxResponseAttrs = 4
 )
 
-// serverCall is what one traced request needs beside the span, in one
-// allocation: the writer the handler writes to, the span's start
-// options and its attributes (which the SDK copies).
+// serverCall is what one recorded request needs beside the span, in one
+// allocation: the writer the handler writes to, and the span's
+// attributes (which the SDK copies).
 type serverCall struct {
 	w     statusWriter
-	opts  [2]trace.SpanStartOption
-	attrs [maxServerStartAttrs + maxServerEndAttrs]attribute.KeyValue
+	attrs [maxRequestAttrs + maxResponseAttrs]attribute.KeyValue
 }
 
 // serve runs next within r's server span. The span ends when next
 // returns or panics; a panic goes on as it came (to net/http, or to the
 // pass's recovery when Middleware runs below it).
+//
+// The span gets its attributes when it ends, in one call, rather than
+// when it starts: the conventions give them at the start for samplers
+// that read them, and svc's samplers (OTEL_TRACES_SAMPLER's) read none.
+// So a span sampled out costs no attribute, and no wrapper of the
+// writer: it only carries the trace context on.
 func (s *serverSpans) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
-	ctx := s.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+	ctx := r.Context()
+	if len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0 {
+		ctx = s.prop.Extract(ctx, headerCarrier(r.Header))
+	}
+	ctx, span := s.tracer.Start(ctx, spanMethod(r.Method), s.start...)
+	if !span.IsRecording() {
+		next.ServeHTTP(w, r.WithContext(ctx))
+		return
+	}
 	c := &serverCall{w: statusWriter{ResponseWriter: w}}
-	attrs := s.requestAttrs(c.attrs[:0:maxServerStartAttrs], r)
-	c.opts = [2]trace.SpanStartOption{spanKindServer, trace.WithAttributes(attrs...)}
-	ctx, span := s.tracer.Start(ctx, spanMethod(r.Method), c.opts[:]...)
+	attrs := s.requestAttrs(c.attrs[:0], r)
 	// Deferred itself, End sees a panic: the SDK adds it to the span as
 	// an exception event and lets it go on.
 	defer span.End()
 	returned := false
-	defer func() { s.finish(span, r, c, returned) }()
+	defer func() { s.finish(span, r, &c.w, attrs, returned) }()
 	next.ServeHTTP(&c.w, r.WithContext(ctx))
 	returned = true
 }
 
-// requestAttrs appends the attributes known when the request comes, the
-// ones a sampler may look at.
+// requestAttrs appends the attributes known when the request comes.
 func (s *serverSpans) requestAttrs(attrs []attribute.KeyValue, r *http.Request) []attribute.KeyValue {
 	method, original := requestMethod(r.Method)
 	scheme := "http"
@@ -137,28 +146,25 @@ func (s *serverSpans) requestAttrs(attrs []attribute.KeyValue, r *http.Request) 
 }
 
 // finish names the span after the route chi matched (the pattern is not
-// known before routing) and records the response. returned is false when
-// the handler panicked (or called runtime.Goexit).
-func (s *serverSpans) finish(span trace.Span, r *http.Request, c *serverCall, returned bool) {
-	if !span.IsRecording() {
-		return
-	}
-	attrs := c.attrs[maxServerStartAttrs:maxServerStartAttrs]
+// known before routing) and gives it its attributes: attrs, the
+// request's, and the response's. returned is false when the handler
+// panicked (or called runtime.Goexit).
+func (s *serverSpans) finish(span trace.Span, r *http.Request, w *statusWriter, attrs []attribute.KeyValue, returned bool) {
 	if rc := chi.RouteContext(r.Context()); rc != nil {
 		if p := rc.RoutePattern(); p != "" {
 			span.SetName(spanMethod(r.Method) + " " + p)
 			attrs = append(attrs, attribute.String(keyRoute, p))
 		}
 	}
-	status := c.w.status
-	if status == 0 && returned && !c.w.hijacked {
+	status := w.status
+	if status == 0 && returned && !w.hijacked {
 		status = http.StatusOK // a handler that wrote nothing: net/http sends 200
 	}
 	if status != 0 {
 		attrs = append(attrs, attribute.Int(keyStatusCode, status))
 	}
-	if c.w.bytes > 0 {
-		attrs = append(attrs, attribute.Int(keyResponseSize, c.w.bytes))
+	if w.bytes > 0 {
+		attrs = append(attrs, attribute.Int(keyResponseSize, w.bytes))
 	}
 	switch {
 	case !returned:

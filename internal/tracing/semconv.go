@@ -4,10 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"strconv"
 	"strings"
+
+	"go.opentelemetry.io/otel/propagation"
 )
 
 // The attribute keys of svc's HTTP spans. They follow the stable HTTP
@@ -91,14 +92,28 @@ func protoVersion(major, minor int) string {
 
 // splitHostPort splits "host:port", "[v6]:port", "host" or "[v6]" into
 // the host, without brackets, and the port, or -1 when there is none or
-// it is not a number of 1 to 65535.
+// it is not a number of 1 to 65535. Unlike net.SplitHostPort, it
+// allocates no error for a host without a port (a Host header's usual
+// form).
 func splitHostPort(hostport string) (string, int) {
-	if hostport == "" {
-		return "", -1
+	host, port := hostport, ""
+	if strings.HasPrefix(hostport, "[") {
+		end := strings.IndexByte(hostport, ']')
+		if end < 0 {
+			return "", -1 // malformed
+		}
+		host = hostport[1:end]
+		if rest := hostport[end+1:]; strings.HasPrefix(rest, ":") {
+			port = rest[1:]
+		}
+	} else if i := strings.LastIndexByte(hostport, ':'); i >= 0 {
+		if strings.IndexByte(hostport[:i], ':') >= 0 {
+			return hostport, -1 // a bare IPv6 address
+		}
+		host, port = hostport[:i], hostport[i+1:]
 	}
-	host, port, err := net.SplitHostPort(hostport)
-	if err != nil { // no port: "host", "[v6]"
-		return strings.TrimSuffix(strings.TrimPrefix(hostport, "["), "]"), -1
+	if port == "" {
+		return host, -1
 	}
 	p, err := strconv.ParseUint(port, 10, 16)
 	if err != nil || p == 0 {
@@ -120,3 +135,28 @@ func errorType(err error) string {
 	}
 	return strings.TrimPrefix(fmt.Sprintf("%T", err), "*")
 }
+
+// headerCarrier is propagation.HeaderCarrier, but for the W3C
+// propagators' keys, which come in lower case and are looked up in their
+// canonical form: http.Header's canonicalization of "traceparent"
+// allocates a new string on every call, several times per request.
+type headerCarrier http.Header
+
+var _ propagation.ValuesGetter = headerCarrier(nil)
+
+func canonicalKey(k string) string {
+	switch k {
+	case "traceparent":
+		return "Traceparent"
+	case "tracestate":
+		return "Tracestate"
+	case "baggage":
+		return "Baggage"
+	}
+	return http.CanonicalHeaderKey(k)
+}
+
+func (c headerCarrier) Get(k string) string      { return http.Header(c).Get(canonicalKey(k)) }
+func (c headerCarrier) Values(k string) []string { return http.Header(c).Values(canonicalKey(k)) }
+func (c headerCarrier) Set(k, v string)          { http.Header(c).Set(canonicalKey(k), v) }
+func (c headerCarrier) Keys() []string           { return propagation.HeaderCarrier(c).Keys() }

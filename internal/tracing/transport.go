@@ -44,6 +44,7 @@ func (t *Tracing) Transport(base http.RoundTripper) http.RoundTripper {
 		base:   base,
 		tracer: t.provider.Tracer(scopeName, trace.WithSchemaURL(semconvSchemaURL)),
 		prop:   t.prop,
+		start:  []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)},
 	}
 }
 
@@ -81,30 +82,23 @@ type clientSpans struct {
 	base   http.RoundTripper
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
+	start  []trace.SpanStartOption // kind client; made once, options are interface values
 }
 
-// spanKindClient is made once: options are interface values.
-var spanKindClient = trace.WithSpanKind(trace.SpanKindClient)
+// maxClientAttrs is the most attributes a client span gets.
+const maxClientAttrs = 7
 
-// maxClientAttrs is the most attributes a client span starts with.
-const maxClientAttrs = 5
-
-// clientCall is what one call needs beside the span and the request's
-// copy, in one allocation: the span's start options and attributes
-// (which the SDK copies).
-type clientCall struct {
-	opts  [2]trace.SpanStartOption
-	attrs [maxClientAttrs]attribute.KeyValue
-}
-
+// RoundTrip sends a copy of req, with the trace context of its client
+// span, the span's context and the request id, through base. As for
+// server spans, the attributes are given once, when the response (or the
+// error) is there, and not at all to a span sampled out: svc's samplers
+// read none.
 func (c *clientSpans) RoundTrip(req *http.Request) (*http.Response, error) {
 	method := req.Method
 	if method == "" {
 		method = http.MethodGet // net/http's meaning of ""
 	}
-	call := &clientCall{}
-	call.opts = [2]trace.SpanStartOption{spanKindClient, trace.WithAttributes(clientAttrs(call.attrs[:0], req, method)...)}
-	ctx, span := c.tracer.Start(req.Context(), spanMethod(method), call.opts[:]...)
+	ctx, span := c.tracer.Start(req.Context(), spanMethod(method), c.start...)
 
 	// One copy, with the span's context (for the base's own use, as
 	// httptrace) and the headers: the trace context of the client span,
@@ -117,37 +111,43 @@ func (c *clientSpans) RoundTrip(req *http.Request) (*http.Response, error) {
 	if id := middleware.GetReqID(ctx); id != "" && len(req.Header[RequestIDHeader]) == 0 {
 		out.Header.Set(RequestIDHeader, id)
 	}
-	c.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
+	c.prop.Inject(ctx, headerCarrier(out.Header))
 
 	resp, err := c.base.RoundTrip(out)
-	if err != nil {
-		span.SetAttributes(attribute.String(keyErrorType, errorType(err)))
+	if !span.IsRecording() { // sampled out: End would do nothing
+		return resp, err
+	}
+	call := &clientCall{span: span}
+	attrs := clientAttrs(call.attrs[:0], req, method)
+	switch {
+	case err != nil:
+		attrs = append(attrs, attribute.String(keyErrorType, errorType(err)))
 		span.SetStatus(codes.Error, err.Error())
+	case resp == nil: // a broken base: http.Client reports it
+	case resp.StatusCode >= 400:
+		attrs = append(attrs, attribute.Int(keyStatusCode, resp.StatusCode), attribute.String(keyErrorType, strconv.Itoa(resp.StatusCode)))
+		span.SetStatus(codes.Error, "")
+	default:
+		attrs = append(attrs, attribute.Int(keyStatusCode, resp.StatusCode))
+	}
+	span.SetAttributes(attrs...)
+	if err != nil || resp == nil || resp.Body == nil || resp.Body == http.NoBody {
 		span.End()
 		return resp, err
 	}
-	if resp == nil { // a broken base: http.Client reports it
-		span.End()
-		return resp, err
+	call.body = resp.Body
+	if _, ok := resp.Body.(io.ReadWriteCloser); ok {
+		// The connection of a 101 Switching Protocols: it stays
+		// writable. Any other body is only a ReadCloser, so callers see
+		// no Write the base did not give.
+		resp.Body = spanBodyWriter{call}
+	} else {
+		resp.Body = call
 	}
-	if span.IsRecording() {
-		code := resp.StatusCode
-		if code >= 400 {
-			span.SetAttributes(attribute.Int(keyStatusCode, code), attribute.String(keyErrorType, strconv.Itoa(code)))
-			span.SetStatus(codes.Error, "")
-		} else {
-			span.SetAttributes(attribute.Int(keyStatusCode, code))
-		}
-	}
-	if resp.Body == nil || resp.Body == http.NoBody {
-		span.End()
-		return resp, nil
-	}
-	resp.Body = newSpanBody(resp.Body, span)
 	return resp, nil
 }
 
-// clientAttrs appends a call's attributes: the ones a sampler may look at.
+// clientAttrs appends a call's request attributes.
 func clientAttrs(attrs []attribute.KeyValue, req *http.Request, method string) []attribute.KeyValue {
 	method, original := requestMethod(method)
 	attrs = append(attrs, attribute.String(keyMethod, method))
@@ -189,50 +189,43 @@ func redactedURL(u *url.URL) string {
 	return r.String()
 }
 
-// spanBody ends its call's span when the body is read to the end or
+// clientCall is a recorded call after its response came, in one
+// allocation: the span's attributes (which the SDK copies) and the
+// response body, which ends the span when it is read to the end or
 // closed; a read error other than io.EOF marks the span failed.
-type spanBody struct {
-	body io.ReadCloser
-	span trace.Span
+type clientCall struct {
+	span  trace.Span
+	body  io.ReadCloser
+	attrs [maxClientAttrs]attribute.KeyValue
 }
 
-// newSpanBody wraps body. A body that can also be written, the
-// connection of a 101 Switching Protocols, stays writable; any other is
-// only a ReadCloser, so callers see no Write the base did not give.
-func newSpanBody(body io.ReadCloser, span trace.Span) io.ReadCloser {
-	b := spanBody{body: body, span: span}
-	if _, ok := body.(io.ReadWriteCloser); ok {
-		return &spanBodyWriter{b}
-	}
-	return &b
-}
-
-func (b *spanBody) Read(p []byte) (int, error) {
-	n, err := b.body.Read(p)
+func (c *clientCall) Read(p []byte) (int, error) {
+	n, err := c.body.Read(p)
 	switch {
 	case err == io.EOF:
-		b.span.End()
+		c.span.End()
 	case err != nil:
-		b.fail(err)
+		c.fail(err)
 	}
 	return n, err
 }
 
-// Close ends the span (again does nothing) and closes the body.
-func (b *spanBody) Close() error {
-	b.span.End()
-	return b.body.Close()
+// Close ends the span (again, it does nothing) and closes the body.
+func (c *clientCall) Close() error {
+	c.span.End()
+	return c.body.Close()
 }
 
-func (b *spanBody) fail(err error) {
-	b.span.SetAttributes(attribute.String(keyErrorType, errorType(err)))
-	b.span.SetStatus(codes.Error, err.Error())
+func (c *clientCall) fail(err error) {
+	c.span.SetAttributes(attribute.String(keyErrorType, errorType(err)))
+	c.span.SetStatus(codes.Error, err.Error())
 }
 
-// spanBodyWriter is a spanBody whose body is an io.ReadWriteCloser.
-type spanBodyWriter struct{ spanBody }
+// spanBodyWriter is the body of a call whose body is an
+// io.ReadWriteCloser.
+type spanBodyWriter struct{ *clientCall }
 
-func (b *spanBodyWriter) Write(p []byte) (int, error) {
+func (b spanBodyWriter) Write(p []byte) (int, error) {
 	n, err := b.body.(io.Writer).Write(p)
 	if err != nil {
 		b.fail(err)
