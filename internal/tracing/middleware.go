@@ -59,7 +59,7 @@ func (t *Tracing) extract(next http.Handler) http.Handler {
 type serverSpans struct {
 	tracer trace.Tracer
 	prop   propagation.TextMapPropagator
-	server attribute.KeyValue     // svc.server
+	server attribute.KeyValue      // svc.server
 	start  []trace.SpanStartOption // kind server; made once, options are interface values
 }
 

@@ -162,8 +162,10 @@ func TestServerSpan(t *testing.T) {
 			"network.protocol.version": "1.1", "http.response.status_code": int64(404), "http.response.body.size": int64(19),
 		},
 	}, {
-		name:     "an unknown method: HTTP, _OTHER and the original, bounded",
-		req:      func() *http.Request { return httptest.NewRequest("BREW"+strings.Repeat("X", 40), "http://h/hello/x", nil) },
+		name: "an unknown method: HTTP, _OTHER and the original, bounded",
+		req: func() *http.Request {
+			return httptest.NewRequest("BREW"+strings.Repeat("X", 40), "http://h/hello/x", nil)
+		},
 		wantName: "HTTP",
 		want: map[string]any{
 			"svc.server": "public", "http.request.method": "_OTHER", "http.request.method_original": "BREW" + strings.Repeat("X", 28),
@@ -545,7 +547,9 @@ func TestClientSpan(t *testing.T) {
 		name:   "a transport error ends it at once",
 		method: http.MethodGet,
 		url:    "http://[::1]:1/x",
-		resp:   func(*http.Request) (*http.Response, error) { return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errRefused} },
+		resp: func(*http.Request) (*http.Response, error) {
+			return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errRefused}
+		},
 		endsAt: "once", wantName: "GET", wantErr: true,
 		want: map[string]any{
 			"http.request.method": "GET", "url.full": "http://[::1]:1/x",
