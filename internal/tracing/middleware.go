@@ -93,15 +93,15 @@ func (s *serverSpans) serve(next http.Handler, w http.ResponseWriter, r *http.Re
 		ctx = s.prop.Extract(ctx, headerCarrier(r.Header))
 	}
 	ctx, span := s.tracer.Start(ctx, spanMethod(r.Method), s.start...)
+	// Deferred itself, End sees a panic: the SDK adds it to the span as
+	// an exception event and lets it go on.
+	defer span.End()
 	if !span.IsRecording() {
 		next.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
 	c := &serverCall{w: statusWriter{ResponseWriter: w}}
 	attrs := s.requestAttrs(c.attrs[:0], r)
-	// Deferred itself, End sees a panic: the SDK adds it to the span as
-	// an exception event and lets it go on.
-	defer span.End()
 	returned := false
 	defer func() { s.finish(span, r, &c.w, attrs, returned) }()
 	next.ServeHTTP(&c.w, r.WithContext(ctx))

@@ -114,7 +114,8 @@ func (c *clientSpans) RoundTrip(req *http.Request) (*http.Response, error) {
 	c.prop.Inject(ctx, headerCarrier(out.Header))
 
 	resp, err := c.base.RoundTrip(out)
-	if !span.IsRecording() { // sampled out: End would do nothing
+	if !span.IsRecording() { // sampled out: nothing to record, no body to wrap
+		span.End()
 		return resp, err
 	}
 	call := &clientCall{span: span}
