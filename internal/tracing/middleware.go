@@ -79,8 +79,10 @@ type serverCall struct {
 }
 
 // serve runs next within r's server span. The span ends when next
-// returns or panics; a panic goes on as it came (to net/http, or to the
-// pass's recovery when Middleware runs below it).
+// returns or panics; a panic goes on as it came, to net/http or whatever
+// recovers above. (svc's pass recovers below the middleware: only a panic
+// it lets go on, http.ErrAbortHandler or one after the headers went out,
+// comes through here.)
 //
 // The span gets its attributes when it ends, in one call, rather than
 // when it starts: the conventions give them at the start for samplers
