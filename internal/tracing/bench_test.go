@@ -32,7 +32,7 @@ func sink(b *testing.B) string {
 
 // BenchmarkMiddleware serves GET /hello/{name} through chi with no tracing
 // middleware, with export off (with and without an inbound traceparent),
-// with export on but OTEL_TRACES_SAMPLER=always_off (otelhttp's own cost),
+// with export on but OTEL_TRACES_SAMPLER=always_off (the middleware's own cost),
 // and with export on (every request sampled and exported in the
 // background to a local sink).
 func BenchmarkMiddleware(b *testing.B) {
