@@ -125,7 +125,9 @@ func splitHostPort(hostport string) (string, int) {
 // errorType is error.type for a failed call: the Go type of the error
 // (net.OpError, tls.CertificateVerificationError), or the name of the
 // context error that ended it. Types, not messages: the attribute stays
-// low in cardinality.
+// low in cardinality. An error wrapped by fmt.Errorf with one %w (as
+// net/http wraps a broken connection's) is named by what it wraps, as
+// the conventions' ErrorType does: fmt.wrapError says nothing.
 func errorType(err error) string {
 	switch {
 	case errors.Is(err, context.DeadlineExceeded):
@@ -133,7 +135,15 @@ func errorType(err error) string {
 	case errors.Is(err, context.Canceled):
 		return "context.Canceled"
 	}
-	return strings.TrimPrefix(fmt.Sprintf("%T", err), "*")
+	t := fmt.Sprintf("%T", err)
+	for t == "*fmt.wrapError" {
+		u := errors.Unwrap(err)
+		if u == nil {
+			break
+		}
+		err, t = u, fmt.Sprintf("%T", u)
+	}
+	return strings.TrimPrefix(t, "*")
 }
 
 // headerCarrier is propagation.HeaderCarrier, but for the W3C

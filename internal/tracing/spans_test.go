@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -850,6 +851,10 @@ func TestErrorType(t *testing.T) {
 		{&net.OpError{Op: "dial", Err: errRefused}, "net.OpError"},
 		{&tls.CertificateVerificationError{}, "tls.CertificateVerificationError"},
 		{io.ErrUnexpectedEOF, "errors.errorString"},
+		// net/http's mapRoundTripError wraps a read error of a broken
+		// connection with %w: the type is the wrapped error's.
+		{fmt.Errorf("net/http: HTTP/1.x transport connection broken: %w", &net.OpError{Op: "read", Err: errRefused}), "net.OpError"},
+		{fmt.Errorf("a: %w", fmt.Errorf("b: %w", &tls.CertificateVerificationError{})), "tls.CertificateVerificationError"},
 	} {
 		if got := errorType(tc.err); got != tc.want {
 			t.Errorf("errorType(%v) = %q; want %q", tc.err, got, tc.want)
