@@ -75,3 +75,49 @@ func TestBodyLimit(t *testing.T) {
 		})
 	}
 }
+
+// unwrapping is a wrapper of someone else's around the response, with
+// Unwrap, as a tracing middleware's.
+type unwrapping struct{ http.ResponseWriter }
+
+func (u unwrapping) Unwrap() http.ResponseWriter { return u.ResponseWriter }
+
+// A streamed body over the limit makes net/http close the connection after
+// the 413, whatever wraps the response writer: the limit reader is given
+// net/http's own writer, not a wrapper (which would hide its
+// requestTooLarge from http.MaxBytesReader).
+func TestBodyLimitClosesBehindWrappers(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		name  string
+		trace func(http.Handler) http.Handler
+	}{
+		{"the pass alone", nil},
+		{"behind a Trace that wraps the writer", func(next http.Handler) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { next.ServeHTTP(unwrapping{w}, r) })
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			o, _, _ := everyStep(t)
+			// Without CloseChunked, which would close the connection
+			// after any chunked request.
+			o.MaxBodyBytes, o.Trace, o.CloseChunked = 8, tt.trace, false
+			srv := httptest.NewServer(httpmw.New(o)(http.HandlerFunc(readAll)))
+			defer srv.Close()
+			req, _ := http.NewRequest(http.MethodPost, srv.URL, io.NopCloser(strings.NewReader(strings.Repeat("y", 20))))
+			req.ContentLength = -1 // chunked
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			// The client reads Connection: close into resp.Close.
+			if resp.StatusCode != http.StatusRequestEntityTooLarge || !resp.Close {
+				t.Errorf("POST 20 bytes chunked, limit 8 = %d, close %v; want 413 and the connection closed", resp.StatusCode, resp.Close)
+
+			}
+		})
+	}
+}

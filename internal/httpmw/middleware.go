@@ -11,6 +11,7 @@ import (
 	"github.com/go-chi/chi/v5/middleware"
 
 	"github.com/svc-dev/svc/internal/accesslog"
+	"github.com/svc-dev/svc/internal/respwriter"
 )
 
 // Options choose the steps of the middleware [New] returns. The zero value
@@ -149,7 +150,7 @@ type request struct {
 	context.Context              // the parent: the request's context as the pass got it
 	id              string       // the request id, with Options.RequestID
 	rctx            *chi.Context // the route context: the pass's own, or the router's above
-	w               responseWriter
+	w               respwriter.Writer
 	start           time.Duration // when the pass began serving, since the handler's epoch
 	hdr             [1]string     // the X-Request-Id header's value
 	buf             [32]byte      // a generated id's bytes: the prefix and the counter's digits
@@ -192,7 +193,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.traced.ServeHTTP(w, r)
 			return
 		}
-		h.serve(w, w, r)
+		h.serve(w, r)
 		return
 	}
 	rq := &request{}
@@ -236,7 +237,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // request's state found in its context.
 func (h *handler) serveTraced(w http.ResponseWriter, r *http.Request) {
 	if !h.state {
-		h.serve(w, w, r)
+		h.serve(w, r)
 		return
 	}
 	ctx := r.Context()
@@ -254,31 +255,39 @@ func (h *handler) serveTraced(w http.ResponseWriter, r *http.Request) {
 // request with metrics, the access line and recovery.
 func (h *handler) observe(w http.ResponseWriter, r *http.Request, rq *request) {
 	if !h.wrap {
-		h.serve(w, w, r)
+		h.serve(w, r)
 		return
 	}
-	rw, ok := w.(*responseWriter) // already wrapped by an outer instance
-	if !ok {
-		rq.w.ResponseWriter = w
-		rw = &rq.w
-	}
+	rw := h.wrapped(w, rq)
 	rq.start = time.Since(h.epoch)
 	defer h.finish(rq, rw, r)
-	h.serve(rw, w, r)
+	h.serve(rw, r)
 }
 
-// serve applies the body limit and calls the next handler. raw is the
-// writer net/http gave, for http.MaxBytesReader.
-func (h *handler) serve(w, raw http.ResponseWriter, r *http.Request) {
+// wrapped returns w as a *respwriter.Writer: w itself when an outer step
+// wrapped it already (an outer pass, or Trace: svc's server spans wrap
+// the response in a *respwriter.Writer for their status), else rq's.
+func (h *handler) wrapped(w http.ResponseWriter, rq *request) *respwriter.Writer {
+	if rw, ok := w.(*respwriter.Writer); ok {
+		return rw
+	}
+	rq.w.ResponseWriter = w
+	return &rq.w
+}
+
+// serve applies the body limit and calls the next handler.
+func (h *handler) serve(w http.ResponseWriter, r *http.Request) {
 	if n := h.o.MaxBodyBytes; n > 0 {
 		if r.ContentLength > n {
 			refuseTooLarge(w, h.tooLarge)
 			return
 		}
 		// A body of known length is framed by it already: only a body of
-		// unknown length (chunked) can run past the limit.
+		// unknown length (chunked) can run past the limit. The limit
+		// reader is given net/http's own writer, below every wrapper, so
+		// that the connection is closed after the 413.
 		if r.ContentLength < 0 && r.Body != nil && r.Body != http.NoBody {
-			r.Body = http.MaxBytesReader(raw, r.Body, n)
+			r.Body = http.MaxBytesReader(respwriter.Innermost(w), r.Body, n)
 		}
 	}
 	h.next.ServeHTTP(w, r)
@@ -288,7 +297,7 @@ func (h *handler) serve(w, raw http.ResponseWriter, r *http.Request) {
 // Options.Recover), then records the metrics and the access line, then
 // lets a panic that must go on (http.ErrAbortHandler, or one after the
 // headers went out) go on.
-func (h *handler) finish(rq *request, rw *responseWriter, r *http.Request) {
+func (h *handler) finish(rq *request, rw *respwriter.Writer, r *http.Request) {
 	var repanic any
 	if h.o.Recover {
 		if v := recover(); v != nil {
@@ -302,13 +311,13 @@ func (h *handler) finish(rq *request, rw *responseWriter, r *http.Request) {
 }
 
 // record counts the request and writes its access line.
-func (h *handler) record(rq *request, rw *responseWriter, r *http.Request) {
+func (h *handler) record(rq *request, rw *respwriter.Writer, r *http.Request) {
 	if !h.measure {
 		return
 	}
 	end := time.Now()
 	elapsed := end.Sub(h.epoch) - rq.start
-	status := rw.status
+	status := rw.Status
 	if status == 0 {
 		status = http.StatusOK
 	}
@@ -336,7 +345,7 @@ func (h *handler) record(rq *request, rw *responseWriter, r *http.Request) {
 		Route:     route,
 		Path:      r.URL.Path,
 		Status:    status,
-		Bytes:     rw.bytes,
+		Bytes:     rw.Bytes,
 		Duration:  elapsed,
 		RequestID: id,
 		Remote:    r.RemoteAddr,

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+
+	"github.com/svc-dev/svc/internal/respwriter"
 )
 
 // Recoverer turns a panic in a handler into one error log line with the
@@ -31,14 +33,14 @@ func Recoverer(log *slog.Logger) func(http.Handler) http.Handler {
 // it and answers 500 when the headers are not sent yet. It returns what
 // to panic with afterwards, or nil: http.ErrAbortHandler as it came, and
 // http.ErrAbortHandler for a panic after the headers went out.
-func (h *handler) recovered(v any, rw *responseWriter, r *http.Request, id string) any {
+func (h *handler) recovered(v any, rw *respwriter.Writer, r *http.Request, id string) any {
 	if v == http.ErrAbortHandler { //nolint:errorlint // sentinel compared as net/http does
 		return v
 	}
 	if h.ids == nil {
 		id = GetID(r.Context())
 	}
-	sent := rw.status != 0
+	sent := rw.Status != 0
 	h.o.Log.LogAttrs(r.Context(), slog.LevelError, "panic in handler",
 		slog.String("panic", fmt.Sprint(v)),
 		slog.String("method", r.Method), slog.String("path", r.URL.Path),

@@ -5,6 +5,7 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/svc-dev/svc/internal/respwriter"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
@@ -71,10 +72,11 @@ const (
 )
 
 // serverCall is what one recorded request needs beside the span, in one
-// allocation: the writer the handler writes to, and the span's
-// attributes (which the SDK copies).
+// allocation: the writer the handler writes to, unless the one it came
+// with records the status already, and the span's attributes (which the
+// SDK copies).
 type serverCall struct {
-	w     statusWriter
+	w     respwriter.Writer
 	attrs [maxRequestAttrs + maxResponseAttrs]attribute.KeyValue
 }
 
@@ -102,11 +104,19 @@ func (s *serverSpans) serve(next http.Handler, w http.ResponseWriter, r *http.Re
 		next.ServeHTTP(w, r.WithContext(ctx))
 		return
 	}
-	c := &serverCall{w: statusWriter{ResponseWriter: w}}
+	c := &serverCall{}
+	// The writer the span reads its status from is handed on: svc's pass
+	// below finds it a *respwriter.Writer and records into it too, so the
+	// response is wrapped once.
+	rw, ok := w.(*respwriter.Writer)
+	if !ok {
+		c.w.ResponseWriter = w
+		rw = &c.w
+	}
 	attrs := s.requestAttrs(c.attrs[:0], r)
 	returned := false
-	defer func() { s.finish(span, r, &c.w, attrs, returned) }()
-	next.ServeHTTP(&c.w, r.WithContext(ctx))
+	defer func() { s.finish(span, r, rw, attrs, returned) }()
+	next.ServeHTTP(rw, r.WithContext(ctx))
 	returned = true
 }
 
@@ -151,22 +161,22 @@ func (s *serverSpans) requestAttrs(attrs []attribute.KeyValue, r *http.Request) 
 // known before routing) and gives it its attributes: attrs, the
 // request's, and the response's. returned is false when the handler
 // panicked (or called runtime.Goexit).
-func (s *serverSpans) finish(span trace.Span, r *http.Request, w *statusWriter, attrs []attribute.KeyValue, returned bool) {
+func (s *serverSpans) finish(span trace.Span, r *http.Request, w *respwriter.Writer, attrs []attribute.KeyValue, returned bool) {
 	if rc := chi.RouteContext(r.Context()); rc != nil {
 		if p := rc.RoutePattern(); p != "" {
 			span.SetName(spanMethod(r.Method) + " " + p)
 			attrs = append(attrs, attribute.String(keyRoute, p))
 		}
 	}
-	status := w.status
-	if status == 0 && returned && !w.hijacked {
+	status := w.Status
+	if status == 0 && returned && !w.Hijacked {
 		status = http.StatusOK // a handler that wrote nothing: net/http sends 200
 	}
 	if status != 0 {
 		attrs = append(attrs, attribute.Int(keyStatusCode, status))
 	}
-	if w.bytes > 0 {
-		attrs = append(attrs, attribute.Int(keyResponseSize, w.bytes))
+	if w.Bytes > 0 {
+		attrs = append(attrs, attribute.Int(keyResponseSize, w.Bytes))
 	}
 	switch {
 	case !returned:

@@ -27,6 +27,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/svc-dev/svc/internal/httpmw"
+	"github.com/svc-dev/svc/internal/respwriter"
 )
 
 const (
@@ -341,6 +342,28 @@ func TestServerSpanUnsampled(t *testing.T) {
 	}
 }
 
+// TestServerSpanSharesTheWriter: given a *respwriter.Writer (an outer
+// step's), the span records from it and hands it on: the response is
+// wrapped once, and the handler's writes reach the span.
+func TestServerSpanSharesTheWriter(t *testing.T) {
+	t.Parallel()
+	tr, exp := recorded(t)
+	given := &respwriter.Writer{ResponseWriter: httptest.NewRecorder()}
+	var got http.ResponseWriter
+	tr.Middleware("public")(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		got = w
+		w.WriteHeader(http.StatusTeapot)
+		_, _ = io.WriteString(w, "tea")
+	})).ServeHTTP(given, httptest.NewRequest(http.MethodGet, "/", nil))
+	if got != given {
+		t.Errorf("the handler's writer is %T %p; want the one given, %p", got, got, given)
+	}
+	a := attrs(only(t, exp).Attributes)
+	if a["http.response.status_code"] != int64(http.StatusTeapot) || a["http.response.body.size"] != int64(3) {
+		t.Errorf("status %v, size %v; want 418, 3", a["http.response.status_code"], a["http.response.body.size"])
+	}
+}
+
 // TestServerWriter: the handler's writer passes on what net/http's gives
 // (flushing, deadlines and full duplex through http.ResponseController,
 // hijacking), and counts what io.Copy and io.WriteString write.
@@ -418,76 +441,6 @@ func TestServerWriter(t *testing.T) {
 	}
 	if a := byName["GET /hijack"]; a == nil || a["http.response.status_code"] != nil {
 		t.Errorf("hijack span attributes %v; want no status code (net/http sent none)", a)
-	}
-}
-
-// TestServerWriterWithoutSupport: over a writer that cannot flush or
-// hijack, the wrapper says so as svc's pass does: http.ErrNotSupported.
-func TestServerWriterWithoutSupport(t *testing.T) {
-	t.Parallel()
-	w := &statusWriter{ResponseWriter: plainWriter{httptest.NewRecorder()}}
-	if _, _, err := w.Hijack(); !errors.Is(err, http.ErrNotSupported) {
-		t.Errorf("Hijack: %v; want ErrNotSupported", err)
-	}
-	if err := w.FlushError(); !errors.Is(err, http.ErrNotSupported) {
-		t.Errorf("FlushError: %v; want ErrNotSupported", err)
-	}
-	if err := w.Push("/x", nil); !errors.Is(err, http.ErrNotSupported) {
-		t.Errorf("Push: %v; want ErrNotSupported", err)
-	}
-	if w.status != http.StatusOK {
-		t.Errorf("status after a flush = %d; want 200 (the headers went)", w.status)
-	}
-	w.WriteString("ab")
-	w.ReadFrom(strings.NewReader("cd"))
-	if w.bytes != 4 {
-		t.Errorf("bytes = %d; want 4", w.bytes)
-	}
-}
-
-// plainWriter has the three methods of http.ResponseWriter only.
-type plainWriter struct{ w http.ResponseWriter }
-
-func (p plainWriter) Header() http.Header         { return p.w.Header() }
-func (p plainWriter) Write(b []byte) (int, error) { return p.w.Write(b) }
-func (p plainWriter) WriteHeader(code int)        { p.w.WriteHeader(code) }
-
-// codesWriter records the status codes it is given.
-type codesWriter struct {
-	http.ResponseWriter
-	codes []int
-}
-
-func (c *codesWriter) WriteHeader(code int) { c.codes = append(c.codes, code) }
-
-// TestServerWriterStatus: the span's status is the first final one;
-// informational ones, and a superfluous one (for net/http's warning),
-// still reach the writer underneath.
-func TestServerWriterStatus(t *testing.T) {
-	t.Parallel()
-	for _, tc := range []struct {
-		name  string
-		codes []int
-		write bool
-		want  int
-	}{
-		{"103 then 404", []int{103, 404}, false, 404},
-		{"101 is final", []int{101}, false, 101},
-		{"a second status", []int{201, 500}, false, 201},
-		{"a write first", []int{500}, true, 200},
-		{"nothing", nil, false, 0},
-	} {
-		cw := &codesWriter{ResponseWriter: httptest.NewRecorder()}
-		w := &statusWriter{ResponseWriter: cw}
-		if tc.write {
-			w.Write([]byte("x"))
-		}
-		for _, c := range tc.codes {
-			w.WriteHeader(c)
-		}
-		if w.status != tc.want || !slices.Equal(cw.codes, tc.codes) {
-			t.Errorf("%s: status %d, passed on %v; want %d, %v", tc.name, w.status, cw.codes, tc.want, tc.codes)
-		}
 	}
 }
 
