@@ -33,26 +33,33 @@ func TestExtract(t *testing.T) {
 	}
 	tests := []struct {
 		name   string
-		every  bool // every step, as svc's public server; else Extract alone
+		steps  string // "every" step, as svc's public server; "metrics" and Extract; Extract "alone"
 		router bool
 		trace  string
 		want   string // the body: the trace id, "|", the request id
 	}{
-		{"every step, router, trace", true, true, "t-1", "t-1|rid-1"},
-		{"every step, router, none", true, true, "", "|rid-1"},
-		{"every step, handler, trace", true, false, "t-2", "t-2|rid-1"},
-		{"alone, router, trace", false, true, "t-3", "t-3|"},
-		{"alone, handler, trace", false, false, "t-4", "t-4|"},
-		{"alone, handler, none", false, false, "", "|"},
+		{"every step, router, trace", "every", true, "t-1", "t-1|rid-1"},
+		{"every step, router, none", "every", true, "", "|rid-1"},
+		{"every step, handler, trace", "every", false, "t-2", "t-2|rid-1"},
+		// State to keep, but neither a request id nor a route context
+		// of the pass's own to put in the context.
+		{"metrics, handler, trace", "metrics", false, "t-5", "t-5|"},
+		{"alone, router, trace", "alone", true, "t-3", "t-3|"},
+		{"alone, handler, trace", "alone", false, "t-4", "t-4|"},
+		{"alone, handler, none", "alone", false, "", "|"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			o := httpmw.Options{Extract: extractTrace}
 			var lines func() []string
-			if tt.every {
+			switch tt.steps {
+			case "every":
 				o, _, lines = everyStep(t)
 				o.Extract = extractTrace
+			case "metrics":
+				every, _, _ := everyStep(t)
+				o.Metrics = every.Metrics
 			}
 			var next http.Handler = http.HandlerFunc(show)
 			if tt.router {

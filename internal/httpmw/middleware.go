@@ -47,8 +47,9 @@ type Options struct {
 	Trace func(http.Handler) http.Handler
 	// Extract, if not nil, returns the request's context with what its
 	// headers carry for the calls the handler makes (a trace context,
-	// baggage), or ctx itself when they carry nothing. It runs first, and
-	// what it returns is the parent of the pass's context. It is what a
+	// baggage), or ctx itself when they carry nothing. It runs after
+	// CloseChunked and before the other steps, and what it returns is
+	// the parent of the pass's context. It is what a
 	// tracing middleware does when it records no span, for the cost of a
 	// function call instead of a handler of its own: svc gives Trace when
 	// spans are exported and Extract when they are not.

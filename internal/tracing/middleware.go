@@ -47,12 +47,10 @@ func (t *Tracing) Middleware(server string) func(http.Handler) http.Handler {
 // extract is the middleware with export off.
 func (t *Tracing) extract(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if len(r.Header["Traceparent"]) == 0 && len(r.Header["Baggage"]) == 0 {
-			next.ServeHTTP(w, r)
-			return
+		if ctx := extract(r.Context(), t.prop, r.Header); ctx != r.Context() {
+			r = r.WithContext(ctx)
 		}
-		ctx := t.prop.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		next.ServeHTTP(w, r.WithContext(ctx))
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -92,11 +90,7 @@ type serverCall struct {
 // So a span sampled out costs no attribute, and no wrapper of the
 // writer: it only carries the trace context on.
 func (s *serverSpans) serve(next http.Handler, w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	if len(r.Header["Traceparent"]) > 0 || len(r.Header["Baggage"]) > 0 {
-		ctx = s.prop.Extract(ctx, headerCarrier(r.Header))
-	}
-	ctx, span := s.tracer.Start(ctx, spanMethod(r.Method), s.start...)
+	ctx, span := s.tracer.Start(extract(r.Context(), s.prop, r.Header), spanMethod(r.Method), s.start...)
 	// Deferred itself, End sees a panic: the SDK adds it to the span as
 	// an exception event and lets it go on.
 	defer span.End()

@@ -6,7 +6,6 @@ import (
 	"net/url"
 	"strconv"
 
-	"github.com/go-chi/chi/v5/middleware"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/baggage"
 	"go.opentelemetry.io/otel/codes"
@@ -57,24 +56,8 @@ type propagator struct {
 
 func (p *propagator) RoundTrip(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
-	id := middleware.GetReqID(ctx)
-	addID := id != "" && len(req.Header[RequestIDHeader]) == 0
-	inject := p.prop != nil && (trace.SpanContextFromContext(ctx).IsValid() || baggage.FromContext(ctx).Len() > 0)
-	if !addID && !inject {
-		return p.base.RoundTrip(req)
-	}
-	out := *req // RoundTrippers must not modify the request
-	out.Header = req.Header.Clone()
-	if out.Header == nil {
-		out.Header = make(http.Header)
-	}
-	if addID {
-		out.Header.Set(RequestIDHeader, id)
-	}
-	if inject {
-		p.prop.Inject(ctx, propagation.HeaderCarrier(out.Header))
-	}
-	return p.base.RoundTrip(&out)
+	carries := trace.SpanContextFromContext(ctx).IsValid() || baggage.FromContext(ctx).Len() > 0
+	return p.base.RoundTrip(outbound(ctx, req, p.prop, carries, false))
 }
 
 // clientSpans is Transport with export on: a client span per request.
@@ -103,17 +86,7 @@ func (c *clientSpans) RoundTrip(req *http.Request) (*http.Response, error) {
 	// One copy, with the span's context (for the base's own use, as
 	// httptrace) and the headers: the trace context of the client span,
 	// and the request id as propagator adds it.
-	out := req.WithContext(ctx)
-	out.Header = req.Header.Clone()
-	if out.Header == nil {
-		out.Header = make(http.Header)
-	}
-	if id := middleware.GetReqID(ctx); id != "" && len(req.Header[RequestIDHeader]) == 0 {
-		out.Header.Set(RequestIDHeader, id)
-	}
-	c.prop.Inject(ctx, headerCarrier(out.Header))
-
-	resp, err := c.base.RoundTrip(out)
+	resp, err := c.base.RoundTrip(outbound(ctx, req, c.prop, true, true))
 	if !span.IsRecording() { // sampled out: nothing to record, no body to wrap
 		span.End()
 		return resp, err
