@@ -74,7 +74,7 @@ type target struct {
 }
 
 // startupTime starts bin with an empty environment in a fresh directory,
-// polls url every 100 µs until it answers 200 (internal/bench/poll), and
+// polls url every ~0.18 ms until it answers 200 (internal/bench/poll), and
 // returns the time from just before exec to that answer. The process is killed afterwards.
 func startupTime(b *testing.B, t target, dir string) time.Duration {
 	cmd := exec.Command(t.bin)

@@ -8,7 +8,7 @@
 //
 // svc is internal/bench/svchello with its default configuration (access
 // log on, JSON lines since stderr is no terminal), polled at /readyz on
-// its private port; fairbase is polled at /hello/ready, every 100 µs
+// its private port; fairbase is polled at /hello/ready, every ~0.18 ms
 // (internal/bench/poll says why not with time.Sleep). Each server's
 // stderr is a pipe that the gate drains, as journald or a container
 // runtime would. Throughput is wrk (-t1 -c32) over loopback, the server
@@ -277,7 +277,7 @@ type counter struct{ n atomic.Int64 }
 func (c *counter) Write(p []byte) (int, error) { c.n.Add(int64(len(p))); return len(p), nil }
 
 // start execs s in dir with only s.env (prefixed by pin) and waits for
-// s.ready to answer 200, polling every 100 µs (internal/bench/poll).
+// s.ready to answer 200, polling every ~0.18 ms (internal/bench/poll).
 func start(s server, dir string, pin []string) (*proc, error) {
 	args := append(slices.Clone(pin), s.bin)
 	cmd := exec.Command(args[0], args[1:]...)

@@ -6,8 +6,9 @@ import (
 	"time"
 )
 
-// accepts reports whether a TCP connect to ap succeeds, with a blocking
-// socket: on loopback a refused connect returns at once.
+// accepts reports whether a TCP connect to ap, a loopback address,
+// succeeds, with a blocking socket: on loopback a refused connect returns
+// at once (elsewhere a dropped SYN could block it for minutes).
 func accepts(ap netip.AddrPort) bool {
 	family, sa := syscall.AF_INET, syscall.Sockaddr(nil)
 	if a := ap.Addr(); a.Is4() {

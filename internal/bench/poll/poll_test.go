@@ -36,7 +36,7 @@ func TestOK(t *testing.T) {
 		if accepts(mustAddrPort(t, addr)) {
 			t.Fatalf("accepts(%s) = true with nothing listening", addr)
 		}
-		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+		srv := &httptest.Server{Config: &http.Server{Handler: http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})}}
 		started := make(chan struct{})
 		defer func() { <-started; srv.Close() }()
 		go func() {
