@@ -32,7 +32,13 @@
 // when they start and once when export recovers.
 //
 //	tr, err := tracing.New(ctx, tracing.Options{Service: "orders", Getenv: os.LookupEnv, Logger: log})
-//	handler := httpmw.New(httpmw.Options{Server: "public", RequestID: true, Trace: tr.Middleware("public"), ...})(router)
+//	o := httpmw.Options{Server: "public", RequestID: true, TraceID: tracing.TraceID, ...}
+//	if tr.Exporting() {
+//		o.Trace = tr.Middleware("public") // a server span per request
+//	} else {
+//		o.Extract = tr.ExtractHeaders // the caller's trace context only
+//	}
+//	handler := httpmw.New(o)(router)
 //	client := &http.Client{Transport: tr.Transport(nil)}
 //	...
 //	defer tr.Shutdown(ctx) // after the servers have stopped
