@@ -125,13 +125,13 @@ func (s *serverSpans) requestAttrs(attrs []attribute.KeyValue, r *http.Request) 
 		s.server,
 		attribute.String(keyMethod, method),
 		attribute.String(keyURLScheme, scheme),
-		attribute.String(keyURLPath, r.URL.Path),
+		attribute.String(keyURLPath, bounded(r.URL.Path)),
 	)
 	if original != "" {
 		attrs = append(attrs, attribute.String(keyMethodOriginal, original))
 	}
 	if host, port := splitHostPort(r.Host); host != "" {
-		attrs = append(attrs, attribute.String(keyServerAddress, host))
+		attrs = append(attrs, attribute.String(keyServerAddress, bounded(host)))
 		if port > 0 {
 			attrs = append(attrs, attribute.Int(keyServerPort, port))
 		}
@@ -143,7 +143,7 @@ func (s *serverSpans) requestAttrs(attrs []attribute.KeyValue, r *http.Request) 
 		}
 	}
 	if ua := r.Header.Get("User-Agent"); ua != "" {
-		attrs = append(attrs, attribute.String(keyUserAgent, ua))
+		attrs = append(attrs, attribute.String(keyUserAgent, bounded(ua)))
 	}
 	if v := protoVersion(r.ProtoMajor, r.ProtoMinor); v != "" {
 		attrs = append(attrs, attribute.String(keyProtoVersion, v))

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"go.opentelemetry.io/otel/propagation"
 )
@@ -64,6 +65,25 @@ func spanMethod(m string) string {
 // is not one the conventions know, http.request.method_original's (at
 // most maxMethodOriginal bytes; "" when the method is a known one).
 // Methods are case-sensitive (RFC 9110): "get" is not GET.
+// maxAttrLen bounds the string attributes a span takes from a request or
+// a URL (url.path, url.full, user_agent.original, server.address): a
+// client can send up to the server's header limit (64 KiB by default) in
+// each, and a span is kept until its batch is exported (up to 2,048 of
+// them in the queue), so unbounded they could hold hundreds of MiB.
+const maxAttrLen = 1024
+
+// bounded returns s cut to at most maxAttrLen bytes, at a rune's start.
+func bounded(s string) string {
+	if len(s) <= maxAttrLen {
+		return s
+	}
+	n := maxAttrLen
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 func requestMethod(m string) (method, original string) {
 	if spanMethod(m) == m {
 		return m, ""

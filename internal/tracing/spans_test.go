@@ -11,10 +11,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -867,5 +869,42 @@ func TestClientSpanBodyErrors(t *testing.T) {
 				t.Errorf("error.type = %v; want errors.errorString", got)
 			}
 		})
+	}
+}
+
+// TestSpanAttributesBounded: what a client sends (a path, a user agent, a
+// host) and what a call's URL holds reach a span cut to maxAttrLen bytes,
+// at a rune's start: a span waits in the export queue, and a client must
+// not be able to make each one hold up to the header limit.
+func TestSpanAttributesBounded(t *testing.T) {
+	t.Parallel()
+	long := strings.Repeat("é", maxAttrLen) // 2 bytes a rune: the cut falls inside one
+	tr, exp := recorded(t)
+	req := httptest.NewRequest(http.MethodGet, "/p/"+url.PathEscape(long), nil)
+	req.Header.Set("User-Agent", long)
+	req.Host = strings.Repeat("h", 2*maxAttrLen) + ":8080"
+	tr.Middleware("public")(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})).ServeHTTP(httptest.NewRecorder(), req)
+	rt := tr.Transport(roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		return &http.Response{StatusCode: 200, Body: http.NoBody, Request: r}, nil
+	}))
+	if _, err := rt.RoundTrip(httptest.NewRequest(http.MethodGet, "http://callee/q/"+url.PathEscape(long), nil)); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) != 2 {
+		t.Fatalf("%d spans; want 2", len(spans))
+	}
+	wantLong := map[trace.SpanKind][]attribute.Key{
+		trace.SpanKindServer: {keyURLPath, keyUserAgent, keyServerAddress},
+		trace.SpanKindClient: {keyURLFull},
+	}
+	for _, s := range spans {
+		a := attrs(s.Attributes)
+		for _, k := range wantLong[s.SpanKind] {
+			v, _ := a[string(k)].(string)
+			if len(v) > maxAttrLen || len(v) < maxAttrLen-3 || !utf8.ValidString(v) {
+				t.Errorf("%v span's %s: %d bytes, valid UTF-8 %v; want %d at most, cut at a rune", s.SpanKind, k, len(v), utf8.ValidString(v), maxAttrLen)
+			}
+		}
 	}
 }

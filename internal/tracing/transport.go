@@ -131,14 +131,14 @@ func clientAttrs(attrs []attribute.KeyValue, req *http.Request, method string) [
 	if req.URL == nil {
 		return attrs
 	}
-	attrs = append(attrs, attribute.String(keyURLFull, redactedURL(req.URL)))
+	attrs = append(attrs, attribute.String(keyURLFull, bounded(redactedURL(req.URL))))
 	hostport := req.URL.Host
 	if hostport == "" {
 		hostport = req.Host
 	}
 	host, port := splitHostPort(hostport)
 	if host != "" {
-		attrs = append(attrs, attribute.String(keyServerAddress, host))
+		attrs = append(attrs, attribute.String(keyServerAddress, bounded(host)))
 	}
 	if port < 0 {
 		switch req.URL.Scheme {
