@@ -31,14 +31,13 @@ func extract(ctx context.Context, prop propagation.TextMapPropagator, h http.Hea
 // outbound returns what a round tripper sends for req: req itself when
 // there is nothing to add, or else a copy (a RoundTripper must not modify
 // the request it is given) with ctx as its context and, in a header of its
-// own, the request id of ctx (unless req sets one) and, when prop is not
-// nil and inject is true, the trace context and baggage of ctx. inject
-// says whether ctx has a trace context or baggage to add; withCtx, that
-// the copy is due anyway, to carry ctx (a client span's).
+// own, the request id of ctx (unless req sets one) and, when inject is
+// true, the trace context and baggage of ctx. inject says whether ctx has
+// a trace context or baggage to add; withCtx, that the copy is due
+// anyway, to carry ctx (a client span's).
 func outbound(ctx context.Context, req *http.Request, prop propagation.TextMapPropagator, inject, withCtx bool) *http.Request {
 	id := middleware.GetReqID(ctx)
 	addID := id != "" && len(req.Header[RequestIDHeader]) == 0
-	inject = inject && prop != nil
 	if !addID && !inject && !withCtx {
 		return req
 	}

@@ -5,11 +5,12 @@ import (
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/svc-dev/svc/internal/respwriter"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/svc-dev/svc/internal/respwriter"
 )
 
 // Middleware returns the tracing middleware of a server (server is

@@ -65,6 +65,16 @@ func spanMethod(m string) string {
 // is not one the conventions know, http.request.method_original's (at
 // most maxMethodOriginal bytes; "" when the method is a known one).
 // Methods are case-sensitive (RFC 9110): "get" is not GET.
+func requestMethod(m string) (method, original string) {
+	if spanMethod(m) == m {
+		return m, ""
+	}
+	if len(m) > maxMethodOriginal {
+		m = m[:maxMethodOriginal] // a method is an ASCII token: no rune is cut
+	}
+	return methodOther, m
+}
+
 // maxAttrLen bounds the string attributes a span takes from a request or
 // a URL (url.path, url.full, user_agent.original, server.address): a
 // client can send up to the server's header limit (64 KiB by default) in
@@ -82,16 +92,6 @@ func bounded(s string) string {
 		n--
 	}
 	return s[:n]
-}
-
-func requestMethod(m string) (method, original string) {
-	if spanMethod(m) == m {
-		return m, ""
-	}
-	if len(m) > maxMethodOriginal {
-		m = m[:maxMethodOriginal] // a method is an ASCII token: no rune is cut
-	}
-	return methodOther, m
 }
 
 // protoVersion is network.protocol.version for r: "1.1", "2", ...; ""

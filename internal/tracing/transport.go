@@ -47,11 +47,12 @@ func (t *Tracing) Transport(base http.RoundTripper) http.RoundTripper {
 	}
 }
 
-// propagator adds the request id and, when prop is set, the trace context
-// to outbound requests. It copies a request only when it adds something.
+// propagator is Transport with export off: it adds the request id, and
+// the trace context and baggage of the request's context, to outbound
+// requests. It copies a request only when it adds something.
 type propagator struct {
 	base http.RoundTripper
-	prop propagation.TextMapPropagator // nil: the request id only
+	prop propagation.TextMapPropagator
 }
 
 func (p *propagator) RoundTrip(req *http.Request) (*http.Response, error) {
